@@ -1,0 +1,41 @@
+"""The privacy gateway: a Flask service that anonymizes uploads before anyone sees them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+__all__ = ["create_app"]
+
+
+def create_app(config: Mapping[str, Any] | None = None) -> Flask:
+    """Build the app. The only place that wires things together.
+
+    ``config`` takes the same settings as the ``GATEWAY_*`` variables (without the
+    prefix) and wins over the environment. The database must be migrated and the
+    keyring present (``gateway init`` or ``gateway serve`` does both).
+    """
+    from gateway.api import register_api
+    from gateway.config import load_settings
+    from gateway.jobs import ThreadJobs, pending_items
+    from gateway.logs import configure_logging
+    from gateway.pipeline import process_item
+    from gateway.runtime import build_runtime, require_schema
+
+    settings = load_settings(config)
+    configure_logging(settings.log_format, settings.log_level)
+    runtime = build_runtime(settings)
+    require_schema(runtime)
+    runtime.jobs = ThreadJobs(lambda item_id: process_item(runtime, item_id),
+                              settings.job_workers)
+    for item_id in pending_items(runtime.sessions):
+        runtime.jobs.submit(item_id)
+
+    app = Flask(__name__, static_folder=None)
+    # The multipart envelope adds a little to the file itself.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1024 * 1024
+    app.extensions["gateway"] = runtime
+    register_api(app)
+    return app

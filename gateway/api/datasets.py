@@ -1,0 +1,113 @@
+"""Datasets: create, list, view; upload items into one."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, jsonify, request
+from sqlalchemy import select
+from werkzeug.exceptions import RequestEntityTooLarge
+
+from gateway.api import context, schemas
+from gateway.api.access import visible_dataset
+from gateway.api.endpoint import endpoint
+from gateway.api.serializers import dataset_json, item_json
+from gateway.auth.roles import sees_all_datasets
+from gateway.db.models import Dataset, Item
+from gateway.errors import UploadTooLarge
+from gateway.sealing import destroy_blob
+from gateway.uploads import receive_image
+
+bp = Blueprint("datasets", __name__, url_prefix="/v1/datasets")
+
+
+@endpoint(bp, "POST", "", permission="datasets:create", event="uploader:dataset:created",
+          summary="Create a dataset", body=schemas.DATASET_CREATE,
+          responses={201: ("The dataset", schemas.DATASET)})
+def create_dataset(body: dict[str, Any]) -> Any:
+    rt = context.runtime()
+    ds = Dataset(name=body["name"], owner_id=context.identity().principal_id,
+                 policy_id=rt.policy.id)
+    db = context.session()
+    db.add(ds)
+    db.flush()
+    context.audit_ok(object_type="dataset", object_id=ds.id, dataset_id=ds.id,
+                     policy_sha256=rt.policy.sha256)
+    return jsonify(dataset_json(ds)), 201
+
+
+@endpoint(bp, "GET", "", permission="datasets:read", event="uploader:dataset:listed",
+          summary="List the datasets you can see", query=schemas.PAGE_QUERY,
+          responses={200: ("A page of datasets", schemas.page_of(schemas.DATASET))})
+def list_datasets(query: dict[str, Any]) -> Any:
+    ident = context.identity()
+    limit = query.get("limit", 100)
+    stmt = select(Dataset).order_by(Dataset.id).limit(limit)
+    if not sees_all_datasets(ident.role):
+        stmt = stmt.where(Dataset.owner_id == ident.principal_id)
+    if "after" in query:
+        stmt = stmt.where(Dataset.id > query["after"])
+    rows = context.session().scalars(stmt).all()
+    return jsonify({"items": [dataset_json(d) for d in rows],
+                    "next": rows[-1].id if len(rows) == limit else None})
+
+
+@endpoint(bp, "GET", "/<dataset_id>", permission="datasets:read",
+          event="uploader:dataset:viewed", summary="Show a dataset",
+          responses={200: ("The dataset", schemas.DATASET)})
+def get_dataset(dataset_id: str) -> Any:
+    return jsonify(dataset_json(visible_dataset(dataset_id)))
+
+
+@endpoint(bp, "POST", "/<dataset_id>/items", permission="items:create",
+          event="uploader:item:uploaded",
+          summary="Upload one image (multipart/form-data, part 'file'); processed asynchronously",
+          body=None, request_media="multipart/form-data",
+          responses={202: ("Accepted; poll the item until it is ready or quarantined",
+                           schemas.ITEM)})
+def upload_item(dataset_id: str) -> Any:
+    rt = context.runtime()
+    ds = visible_dataset(dataset_id)
+    # Close the read transaction before streaming: on SQLite it holds the write lock.
+    context.session().commit()
+    try:
+        body = request.stream
+    except RequestEntityTooLarge:  # Content-Length above the limit: refused before reading
+        raise UploadTooLarge(f"the file exceeds the limit of {rt.settings.max_upload_bytes} "
+                             "bytes", reason="too_large") from None
+    blob, info = receive_image(rt, body, request.content_type, ds.id)
+    db = context.session()
+    item = Item(dataset_id=ds.id, status="received", media_type=info.mime, size=blob.size,
+                sha256=blob.sha256, policy_sha256=rt.policy.sha256,
+                uploaded_by=context.identity().principal_id)
+    try:
+        db.add(blob)
+        db.flush()
+        item.original_id = blob.id
+        db.add(item)
+        db.flush()
+        context.audit_ok(object_type="item", object_id=item.id, dataset_id=ds.id,
+                         content_sha256=blob.sha256, policy_sha256=rt.policy.sha256)
+        db.commit()
+    except BaseException:
+        db.rollback()
+        destroy_blob(rt, blob)
+        raise
+    if rt.jobs is not None:
+        rt.jobs.submit(item.id)
+    return jsonify(item_json(item)), 202, {"Location": f"/v1/items/{item.id}"}
+
+
+@endpoint(bp, "GET", "/<dataset_id>/items", permission="items:read",
+          event="uploader:item:listed", summary="List a dataset's items",
+          query=schemas.PAGE_QUERY,
+          responses={200: ("A page of items", schemas.page_of(schemas.ITEM))})
+def list_items(dataset_id: str, query: dict[str, Any]) -> Any:
+    ds = visible_dataset(dataset_id)
+    limit = query.get("limit", 100)
+    stmt = select(Item).where(Item.dataset_id == ds.id).order_by(Item.id).limit(limit)
+    if "after" in query:
+        stmt = stmt.where(Item.id > query["after"])
+    rows = context.session().scalars(stmt).all()
+    return jsonify({"items": [item_json(i) for i in rows],
+                    "next": rows[-1].id if len(rows) == limit else None})

@@ -1,0 +1,43 @@
+"""Rows to JSON: only ids, states, sizes and hashes; never content."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.db.models import Dataset, Item
+
+
+def iso(value: datetime) -> str:
+    aware = value if value.tzinfo else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def dataset_json(ds: Dataset) -> dict[str, Any]:
+    return {
+        "id": ds.id,
+        "name": ds.name,
+        "owner_id": ds.owner_id,
+        "policy_id": ds.policy_id,
+        "created_at": iso(ds.created_at),
+    }
+
+
+def item_json(item: Item) -> dict[str, Any]:
+    links = {"self": f"/v1/items/{item.id}"}
+    if item.status == "ready":
+        links["content"] = f"/v1/items/{item.id}/content"
+        links["report"] = f"/v1/items/{item.id}/report"
+    return {
+        "id": item.id,
+        "dataset_id": item.dataset_id,
+        "status": item.status,
+        "quarantine_reason": item.quarantine_reason,
+        "media_type": item.media_type,
+        "size": item.size,
+        "sha256": item.sha256,
+        "policy_sha256": item.policy_sha256,
+        "created_at": iso(item.created_at),
+        "updated_at": iso(item.updated_at),
+        "links": links,
+    }

@@ -1,0 +1,1 @@
+"""Principals, roles, permissions and API tokens."""

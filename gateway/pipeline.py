@@ -1,0 +1,119 @@
+"""The pipeline: one item from ``received`` to ``ready`` or ``quarantined``.
+
+Fail closed: an item becomes ``ready`` only after every step of its policy succeeded.
+Any error, including ones we did not foresee, quarantines it with a reason code.
+Each state change commits together with its audit event.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+
+import structlog
+from sqlalchemy import update
+
+from audit import Event
+from gateway.anonymize.image import anonymize_image
+from gateway.auditing import record
+from gateway.db.models import Item, SealedBlob, utcnow
+from gateway.errors import AnonymizationFailed, GatewayError
+from gateway.runtime import Runtime
+from gateway.sealing import blob_context, open_blob, seal_blob
+
+log = structlog.get_logger("gateway.pipeline")
+
+
+def process_item(runtime: Runtime, item_id: str) -> str:
+    """Run the policy on one item; returns the final status (or the current one if not claimed)."""
+    if not _claim(runtime, item_id):
+        return "skipped"
+    started = time.perf_counter()
+    try:
+        derivative, report = _anonymize(runtime, item_id)
+    except AnonymizationFailed as exc:
+        return _quarantine(runtime, item_id, exc.reason)
+    except GatewayError as exc:
+        return _quarantine(runtime, item_id, exc.code)
+    except Exception as exc:  # noqa: BLE001 - fail closed on the unforeseen
+        log.error("pipeline.unexpected_error", item_id=item_id, error_type=type(exc).__name__)
+        return _quarantine(runtime, item_id, "internal_error")
+    status = _mark_ready(runtime, item_id, derivative, report)
+    log.info("pipeline.done", item_id=item_id, status=status,
+             ms=round((time.perf_counter() - started) * 1000))
+    return status
+
+
+def _claim(runtime: Runtime, item_id: str) -> bool:
+    with runtime.session() as session:
+        result = session.execute(
+            update(Item)
+            .where(Item.id == item_id, Item.status == "received")
+            .values(status="processing", updated_at=utcnow())
+        )
+        if getattr(result, "rowcount", 0) != 1:
+            session.rollback()
+            return False
+        item = session.get(Item, item_id)
+        assert item is not None
+        record(session, runtime.audit, Event(
+            action="system:item:processing", actor_role="system", object_type="item",
+            object_id=item.id, dataset_id=item.dataset_id, content_sha256=item.sha256,
+            policy_sha256=item.policy_sha256,
+        ))
+        session.commit()
+    return True
+
+
+def _anonymize(runtime: Runtime, item_id: str) -> tuple[SealedBlob, SealedBlob]:
+    with runtime.session() as session:
+        item = session.get(Item, item_id)
+        original = session.get(SealedBlob, item.original_id) if item else None
+        if item is None or original is None:
+            raise AnonymizationFailed("original_missing")
+        session.expunge_all()
+    data = b"".join(open_blob(runtime, original))
+    result = anonymize_image(data, runtime.policy.image)
+    report = dict(result.report)
+    report["policy_ref"] = {"id": runtime.policy.id, "sha256": runtime.policy.sha256}
+    derivative = seal_blob(runtime, [result.data], blob_context(item.dataset_id, "derivative"))
+    report_bytes = json.dumps(report, sort_keys=True).encode()
+    sealed_report = seal_blob(runtime, [report_bytes], blob_context(item.dataset_id, "report"))
+    return derivative, sealed_report
+
+
+def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: SealedBlob) -> str:
+    with runtime.session() as session:
+        item = session.get(Item, item_id)
+        assert item is not None
+        session.add_all([derivative, report])
+        session.flush()
+        item.status = "ready"
+        item.derivative_id = derivative.id
+        item.report_id = report.id
+        item.updated_at = utcnow()
+        record(session, runtime.audit, Event(
+            action="system:item:anonymized", actor_role="system", object_type="item",
+            object_id=item.id, dataset_id=item.dataset_id, content_sha256=derivative.sha256,
+            policy_sha256=item.policy_sha256,
+            refs={"derivative": derivative.id, "report": report.id},
+        ))
+        session.commit()
+    return "ready"
+
+
+def _quarantine(runtime: Runtime, item_id: str, reason: str) -> str:
+    with runtime.session() as session:
+        item = session.get(Item, item_id)
+        assert item is not None
+        item.status = "quarantined"
+        item.quarantine_reason = reason
+        item.updated_at = utcnow()
+        record(session, runtime.audit, Event(
+            action="system:item:quarantined", outcome="error", actor_role="system",
+            object_type="item", object_id=item.id, dataset_id=item.dataset_id,
+            content_sha256=item.sha256, policy_sha256=item.policy_sha256, reason=reason,
+        ))
+        session.commit()
+    log.warning("pipeline.quarantined", item_id=item_id, reason=reason)
+    return "quarantined"

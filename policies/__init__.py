@@ -1,0 +1,22 @@
+"""Declarative anonymization policies: data, validated completely at load.
+
+This package imports nothing from ``gateway``. A bad policy is refused with a precise
+:class:`PolicyError` naming the offending field, e.g.
+``image.mask.style: 'blur' is not one of 'pixelate', 'solid'``.
+"""
+
+from policies.errors import PolicyError
+from policies.loader import DEFAULT_POLICY, load_policy, parse_policy
+from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy
+
+__all__ = [
+    "DEFAULT_POLICY",
+    "DetectorSpec",
+    "ImagePolicy",
+    "LeakGate",
+    "MaskSpec",
+    "Policy",
+    "PolicyError",
+    "load_policy",
+    "parse_policy",
+]
