@@ -17,6 +17,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     prefix) and wins over the environment. The database must be migrated and the
     keyring present (``gateway init`` or ``gateway serve`` does both).
     """
+    from gateway.anonymize.detectors import registry
     from gateway.api import register_api
     from gateway.config import load_settings
     from gateway.jobs import ThreadJobs, pending_items
@@ -28,6 +29,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     configure_logging(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)
     require_schema(runtime)
+    registry.warm_up(runtime.policy.image)  # load models once, at start, not per item
     runtime.jobs = ThreadJobs(lambda item_id: process_item(runtime, item_id),
                               settings.job_workers)
     for item_id in pending_items(runtime.sessions):

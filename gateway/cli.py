@@ -77,19 +77,10 @@ def db() -> None:
 
 @db.command("upgrade", help="Apply every pending migration.")
 def db_upgrade() -> None:
-    from gateway.db import migrate
-    from gateway.runtime import build_runtime
+    from gateway.bootstrap import upgrade_database
 
     settings = _settings()
-
-    def go() -> None:
-        rt = build_runtime(settings)
-        try:
-            migrate.upgrade(rt.engine, schema=settings.database_schema or None)
-        finally:
-            rt.close()
-
-    _guarded(go)
+    _guarded(lambda: upgrade_database(settings))
     click.echo("Database is up to date.")
 
 

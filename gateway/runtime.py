@@ -13,9 +13,10 @@ from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from audit import SqlAuditStore
+from gateway.anonymize.detectors import registry
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
-from gateway.errors import ConfigError, ServiceUnavailable
+from gateway.errors import ConfigError, DetectorUnavailable, ServiceUnavailable
 from gateway.storage.base import BlobStore, KeyProvider
 from gateway.storage.factory import build_local
 from gateway.storage.vault import Vault
@@ -68,6 +69,10 @@ def build_runtime(settings: Settings) -> Runtime:
         policy = load_policy(settings.policy)
     except PolicyError as exc:
         raise ConfigError(f"GATEWAY_POLICY: {exc}") from None
+    try:
+        registry.check_policy(policy.image)  # fail closed: never run weaker than the policy
+    except DetectorUnavailable as exc:
+        raise ConfigError(f"GATEWAY_POLICY: {exc.detail}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     store, keys = build_local(settings.data_dir)
     engine = make_engine(settings.resolved_database_url, schema=settings.database_schema or None)

@@ -37,6 +37,7 @@ from policies import ImagePolicy
 
 ENGINE = "image/1"
 JPEG_QUALITY = 92
+GATE_RECHECKS = 2  # mask-and-recheck rounds before a leak quarantines (0 = quarantine at once)
 _GREY16 = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 _SAVE_OPTIONS: dict[str, dict[str, object]] = {
     "JPEG": {"quality": JPEG_QUALITY},
@@ -91,16 +92,19 @@ def anonymize_image(data: bytes, policy: ImagePolicy) -> ImageResult:
     regions = _detect(detectors, _rgb8(pixels.color), clock)
     masked = apply_masks(pixels.color, regions, policy.mask)
     clock.lap("mask")
+    rechecks = 0
     if policy.leak_gate.enabled:
-        _leak_gate(policy, _rgb8(masked))
+        masked, extra, rechecks = _leak_gate(policy, masked)
+        regions += extra
         clock.lap("leak_gate")
     lossless = info.format == "WEBP" and b"VP8L" in webp_chunks(data)
     out = _encode(_Pixels(masked, pixels.alpha), info.format, icc, lossless)
     clock.lap("encode")
-    report = {
+    report: dict[str, object] = {
         "engine": ENGINE,
         "policy": _policy_report(policy, detectors),
         "regions": [r.as_dict() for r in regions],
+        "leak_gate": {"enabled": policy.leak_gate.enabled, "rechecks": rechecks},
         "metadata_removed": removed,
         "input": {"format": info.format, "width": info.width, "height": info.height},
         "timings_ms": clock.total(),
@@ -126,17 +130,37 @@ def _run(detector: Detector, rgb: np.ndarray) -> list[Region]:
         ) from None
 
 
-def _leak_gate(policy: ImagePolicy, masked_rgb: np.ndarray) -> None:
-    """Run the face detectors on the output; a confident face left means quarantine."""
-    gate = policy.leak_gate.threshold
+def _leak_gate(policy: ImagePolicy, masked: np.ndarray) -> tuple[np.ndarray, list[Region], int]:
+    """Check the output with every face detector; quarantine if a confident face remains.
+
+    Masking one face changes the context the detectors see elsewhere (BlazeFace looks at
+    the whole picture through a 192-px input), so a region the first pass scored below
+    threshold can score above it on the output: on the WIDER FACE dev set ~9% of images
+    had such a region, all false positives induced by the masks. Up to ``GATE_RECHECKS``
+    times, the regions at or above the gate threshold are masked too and the *whole*
+    check runs again on the new output; if anything still scores at or above the gate
+    threshold after that, it is a leak (a face the masks cannot hide). Returns the final
+    pixels, the regions added and the number of rechecks used.
+    """
+    gate, added = policy.leak_gate.threshold, list[Region]()
+    for rechecks in range(GATE_RECHECKS + 1):
+        leaks = [r for r in _gate_pass(policy, _rgb8(masked)) if r.score >= gate]
+        if not leaks:
+            return masked, added, rechecks
+        if rechecks < GATE_RECHECKS:
+            masked = apply_masks(masked, leaks, policy.mask)
+            added += leaks
+    raise AnonymizationFailed("leak_gate", "a face is still detected after masking")
+
+
+def _gate_pass(policy: ImagePolicy, rgb: np.ndarray) -> list[Region]:
+    """Every face region the policy's detectors find on ``rgb`` (at least down to the gate)."""
+    gate, found = policy.leak_gate.threshold, list[Region]()
     for spec in policy.detectors:
         detector = registry.get_detector(spec.name, registry.gate_threshold(spec.threshold, gate))
-        if detector.info.label != "face":
-            continue
-        if any(r.score >= gate for r in _run(detector, masked_rgb)):
-            raise AnonymizationFailed(
-                "leak_gate", f"detector {spec.name!r} still finds a face after masking"
-            )
+        if detector.info.label == "face":
+            found += _run(detector, rgb)
+    return found
 
 
 def _policy_report(policy: ImagePolicy, detectors: list[Detector]) -> dict[str, object]:

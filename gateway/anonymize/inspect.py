@@ -36,7 +36,7 @@ from PIL import (
     TiffImagePlugin,
 )
 
-from gateway.errors import InvalidUpload, UnsupportedMediaType, UploadTooLarge
+from gateway.errors import InvalidUpload, UnsupportedMediaType
 
 MIME = {
     "JPEG": "image/jpeg",
@@ -84,11 +84,12 @@ def inspect_image(data: bytes, max_pixels: int) -> ImageInfo:
 def open_image(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
     """Like :func:`inspect_image`, also returning the fully loaded first frame."""
     if not data:
-        raise InvalidUpload("the file is empty")
+        raise InvalidUpload("the file is empty", reason="empty")
     fmt = sniff(data)
     if fmt is None:
         raise UnsupportedMediaType(
-            "not a supported image type (JPEG, PNG, WebP, TIFF or BMP expected)"
+            "not a supported image type (JPEG, PNG, WebP, TIFF or BMP expected)",
+            reason="unsupported_type",
         )
     if fmt == "WEBP":
         _check_pixels(_webp_size(data), max_pixels)
@@ -97,7 +98,7 @@ def open_image(data: bytes, max_pixels: int) -> tuple[ImageInfo, Image.Image]:
     frames = _frame_count(image)
     if frames > 1:
         image.close()
-        raise InvalidUpload(MULTI_FRAME)
+        raise InvalidUpload(MULTI_FRAME, reason="multi_frame")
     _load(image)
     width, height = image.size
     return ImageInfo(fmt, MIME[fmt], width, height, frames), image
@@ -109,9 +110,10 @@ def _construct(fmt: str, data: bytes) -> Image.Image:
     try:
         return factory(io.BytesIO(data))
     except Image.DecompressionBombError:
-        raise UploadTooLarge(_too_large(Image.MAX_IMAGE_PIXELS or 0)) from None
+        limit = Image.MAX_IMAGE_PIXELS or 0
+        raise InvalidUpload(_too_large(limit), reason="too_many_pixels") from None
     except Exception:  # PIL raises SyntaxError, OSError, ValueError, struct.error, ...
-        raise InvalidUpload("the image header is corrupt or truncated") from None
+        raise InvalidUpload("the image header is corrupt or truncated", reason="corrupt") from None
 
 
 def _factories() -> dict[str, Callable[[io.BytesIO], Image.Image]]:
@@ -131,7 +133,7 @@ def _check_pixels(size: tuple[int, int], max_pixels: int) -> None:
     if Image.MAX_IMAGE_PIXELS is not None:
         limit = min(limit, int(Image.MAX_IMAGE_PIXELS))
     if size[0] * size[1] > limit:
-        raise UploadTooLarge(_too_large(limit))
+        raise InvalidUpload(_too_large(limit), reason="too_many_pixels")
 
 
 def _too_large(limit: int) -> str:
@@ -144,18 +146,19 @@ def _frame_count(image: Image.Image) -> int:
             return 1
         return int(getattr(image, "n_frames", 2))
     except Exception:
-        raise InvalidUpload("the image data is corrupt or truncated") from None
+        raise InvalidUpload("the image data is corrupt or truncated", reason="corrupt") from None
 
 
 def _load(image: Image.Image) -> None:
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         # Someone in this process relaxed PIL's check; we cannot tell truncation apart.
-        raise InvalidUpload("image decoding is misconfigured (truncated images allowed)")
+        raise InvalidUpload("image decoding is misconfigured (truncated images allowed)",
+                            reason="decoder_misconfigured")
     try:
         image.load()
     except Exception:
         image.close()
-        raise InvalidUpload("the image data is corrupt or truncated") from None
+        raise InvalidUpload("the image data is corrupt or truncated", reason="corrupt") from None
 
 
 def _webp_size(data: bytes) -> tuple[int, int]:
@@ -173,17 +176,19 @@ def _webp_size(data: bytes) -> tuple[int, int]:
             return w & 0x3FFF, h & 0x3FFF
     except (struct.error, ValueError):
         pass
-    raise InvalidUpload("the image header is corrupt or truncated")
+    raise InvalidUpload("the image header is corrupt or truncated", reason="corrupt")
 
 
 # --- which metadata the input carries (names only, never values) -------------------------
 
 # TIFF tags that describe the pixels themselves; every other tag is metadata.
+# fmt: off
 _TIFF_STRUCTURAL = {
     254, 255, 256, 257, 258, 259, 262, 263, 266, 273, 277, 278, 279, 280, 281, 282, 283,
     284, 290, 291, 296, 317, 318, 319, 320, 322, 323, 324, 325, 338, 339, 340, 341, 347,
     529, 530, 531, 532, 34675,
 }
+# fmt: on
 _TIFF_NAMED = {700: "xmp", 33723: "iptc", 34377: "photoshop", 34665: "exif", 34853: "exif.GPSInfo"}
 _PNG_KEPT = {b"IHDR", b"PLTE", b"IDAT", b"IEND", b"tRNS", b"iCCP"}
 _WEBP_KEPT = {b"VP8 ", b"VP8L", b"VP8X", b"ALPH", b"ICCP", b"ANIM", b"ANMF"}

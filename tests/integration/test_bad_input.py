@@ -43,13 +43,13 @@ UPLOAD_CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str, str]] = [
     ("empty", lambda: _multipart(b""), 422, "invalid_upload", "empty"),
     # text pretending to be a JPEG by its name
     ("not an image", lambda: _multipart(b"name,dob\nJane Roe,1970-01-01\n" * 20), 415,
-     "unsupported_media_type", "unsupported_media_type"),
+     "unsupported_media_type", "unsupported_type"),
     # a real JPEG cut in half
     ("truncated jpeg", lambda: _multipart(face_photo_jpeg()[:40_000]), 422, "invalid_upload",
-     "invalid_upload"),
+     "corrupt"),
     # a PNG whose header claims 50,000 x 50,000 pixels
     ("png bomb", lambda: _multipart(png_header_only(50_000, 50_000), "x.png"), 422,
-     "invalid_upload", "invalid_upload"),
+     "invalid_upload", "too_many_pixels"),
     # more bytes than GATEWAY_MAX_UPLOAD_BYTES (200 kB in this test)
     ("over the limit", lambda: _multipart(face_photo_jpeg() + b"\0" * 300_000), 413,
      "upload_too_large", "too_large"),

@@ -92,3 +92,19 @@ def test_commands_refuse_an_uninitialized_database(tmp_path: Path) -> None:
                           "admin"], env=env, capture_output=True, text=True)
     assert run.returncode == 1
     assert "gateway db upgrade" in run.stderr and "Traceback" not in run.stderr
+
+
+def test_policy_naming_an_unknown_detector_refuses_to_start(tmp_path: Path) -> None:
+    policy = tmp_path / "p.yaml"
+    policy.write_text(
+        "id: p\nversion: 1\nimage:\n  detectors:\n    - {name: facefinder9000, threshold: 0.5}\n"
+        "  mask: {style: solid, padding: 0.1}\n  leak_gate: {enabled: true, threshold: 0.6}\n"
+        "  max_pixels: 1000000\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GATEWAY_")}
+    env.update({"GATEWAY_DATA_DIR": str(tmp_path / "var"), "GATEWAY_POLICY": str(policy)})
+    run = subprocess.run([sys.executable, "-m", "gateway", "init"], env=env,
+                         capture_output=True, text=True)
+    assert run.returncode == 2, run.stderr
+    assert "GATEWAY_POLICY" in run.stderr and "facefinder9000" in run.stderr
+    assert "Traceback" not in run.stderr

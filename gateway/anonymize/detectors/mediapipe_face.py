@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
-from gateway.anonymize.detectors.centerface import nms, tiles
+from gateway.anonymize.detectors.centerface import nms, tiles, to_regions
 
 NAME = "mediapipe"
 CODE_VERSION = "1"
@@ -74,7 +74,7 @@ class MediaPipeFaceDetector:
             windows += tiles(width, height, self.tile, self.overlap)
         found = [self._run(rgb, window) for window in windows]
         boxes = np.concatenate(found)
-        return [self._region(b, width, height) for b in nms(boxes, _NMS_IOU)]
+        return to_regions(nms(boxes, _NMS_IOU), width, height, NAME)
 
     def _run(self, rgb: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
         """``[x0, y0, x1, y1, score]`` rows in image pixels for one window."""
@@ -89,11 +89,6 @@ class MediaPipeFaceDetector:
             bw, bh = box.width * (x1 - x0), box.height * (y1 - y0)
             rows.append([bx, by, bx + bw, by + bh, float(det.score[0])])
         return np.asarray(rows, np.float32).reshape(-1, 5)
-
-    def _region(self, box: np.ndarray, width: int, height: int) -> Region:
-        x0, y0 = max(0, int(np.floor(box[0]))), max(0, int(np.floor(box[1])))
-        x1, y1 = min(width, int(np.ceil(box[2]))), min(height, int(np.ceil(box[3])))
-        return Region(x0, y0, max(1, x1 - x0), max(1, y1 - y0), float(box[4]), "face", NAME)
 
     def close(self) -> None:
         self._graph.close()
