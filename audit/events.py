@@ -30,6 +30,10 @@ ACTIONS: frozenset[str] = frozenset(
         "uploader:media:downloaded",
         "uploader:report:viewed",
         "custodian:original:viewed",
+        "admin:dataset:erased",
+        "admin:key:rotated",
+        "system:original:purged",
+        "system:storage:collected",
         # the pipeline
         "system:item:processing",
         "system:item:anonymized",
@@ -42,7 +46,7 @@ ACTIONS: frozenset[str] = frozenset(
 
 OUTCOMES = ("ok", "denied", "error")
 _CODE = re.compile(r"[a-z0-9_.]{1,64}")
-_REF = re.compile(r"[0-9a-f]{1,64}")
+_REF = re.compile(r"[0-9A-Za-z:/._-]{1,200}")  # ids, hashes, counts, key ARNs: no spaces
 
 
 class UnknownAction(ValueError):

@@ -17,6 +17,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     prefix) and wins over the environment. The database must be migrated and the
     keyring present (``gateway init`` or ``gateway serve`` does both).
     """
+    import structlog
+
     from gateway.anonymize.detectors import registry
     from gateway.api import register_api
     from gateway.config import load_settings
@@ -28,6 +30,10 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     settings = load_settings(config)
     configure_logging(settings.log_format, settings.log_level)
     runtime = build_runtime(settings)
+    if settings.key_provider == "local":
+        structlog.get_logger("gateway").warning(
+            "keys.development_backend",
+            note="key-encryption keys are in a file on this host; use KMS in production")
     require_schema(runtime)
     registry.warm_up(runtime.policy.image)  # load models once, at start, not per item
     runtime.jobs = ThreadJobs(lambda item_id: process_item(runtime, item_id),

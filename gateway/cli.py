@@ -14,6 +14,7 @@ import click
 
 from gateway.config import Settings, load_settings
 from gateway.errors import ConfigError, GatewayError
+from gateway.logs import configure_logging
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -23,9 +24,11 @@ def _fail(message: str, code: int) -> NoReturn:
 
 def _settings(**overrides: Any) -> Settings:
     try:
-        return load_settings({k: v for k, v in overrides.items() if v is not None})
+        settings = load_settings({k: v for k, v in overrides.items() if v is not None})
     except ConfigError as exc:
         _fail(exc.detail, 2)
+    configure_logging(settings.log_format, settings.log_level)  # to stderr, never stdout
+    return settings
 
 
 def _guarded(action: Callable[[], Any]) -> Any:
@@ -145,3 +148,72 @@ def tokens_revoke(token_id: str) -> None:
 
     _with_session(lambda rt, s: revoke_token(rt, s, token_id))
     click.echo(f"token {token_id} revoked")
+
+
+@main.group(help="Key-encryption keys.")
+def keys() -> None:
+    pass
+
+
+@keys.command("rotate", help="New key-encryption key; re-wrap every dataset key under it.")
+def keys_rotate() -> None:
+    from gateway.rotation import rotate_keys
+
+    refs = _with_session(rotate_keys)
+    click.echo(f"re-wrapped {refs['rewrapped']} dataset keys under {refs['kek']}")
+
+
+@main.group(help="Datasets.")
+def datasets() -> None:
+    pass
+
+
+@datasets.command("erase", help="Crypto-shred a dataset: destroy its key, then its bytes.")
+@click.argument("dataset_id")
+@click.option("--yes", is_flag=True, help="Confirm: erasure cannot be undone.")
+def datasets_erase(dataset_id: str, yes: bool) -> None:
+    from audit import Event
+    from gateway.auditing import record
+    from gateway.db.models import Dataset
+    from gateway.erasure import delete_bytes, erase_dataset
+    from gateway.errors import NotFound
+
+    if not yes:
+        _fail("erasure cannot be undone; add --yes to confirm", 2)
+
+    def go(rt: Any, session: Any) -> Any:
+        ds = session.get(Dataset, dataset_id)
+        if ds is None:
+            raise NotFound("no such dataset")
+        cert, blob_keys = erase_dataset(rt, session, ds)
+        record(session, rt.audit, Event(action="admin:dataset:erased", actor_role="system",
+                                        object_type="dataset", object_id=ds.id,
+                                        dataset_id=ds.id, refs=cert))
+        session.commit()
+        delete_bytes(rt, blob_keys)
+        return cert
+
+    cert = _with_session(go)
+    click.echo(f"dataset {dataset_id} erased: key {cert['scope_key']} destroyed, "
+               f"{cert['objects']} objects unreadable")
+
+
+@main.group(help="Stored blobs.")
+def storage() -> None:
+    pass
+
+
+@storage.command("collect", help="Purge expired originals and blobs left by crashed writers.")
+@click.option("--grace-minutes", type=click.IntRange(min=0), default=60, show_default=True,
+              help="Leave blobs younger than this (uploads may still be writing them).")
+def storage_collect(grace_minutes: int) -> None:
+    from datetime import timedelta
+
+    from gateway.retention import expire_originals
+    from gateway.sealing import collect_orphans
+
+    def go(rt: Any, _session: Any) -> tuple[int, int]:
+        return expire_originals(rt), collect_orphans(rt, timedelta(minutes=grace_minutes))
+
+    expired, orphans = _with_session(go)
+    click.echo(f"{expired} expired originals purged, {orphans} orphaned blobs removed")

@@ -35,8 +35,16 @@ class Settings:
     log_format: str = "auto"  # json | console | auto (console on a TTY)
     log_level: str = "info"
     token_ttl_days: int = 90
-    blob_store: str = "local"
-    key_provider: str = "local"
+    blob_store: str = "local"  # local | s3
+    key_provider: str = "local"  # local | kms
+    s3_bucket: str = ""
+    s3_prefix: str = ""
+    s3_endpoint_url: str = ""  # MinIO, Ceph or a test server; empty for AWS
+    s3_region: str = ""
+    kms_key_id: str = ""  # key id, ARN or alias of the key-encryption key
+    kms_hmac_key_id: str = ""  # HMAC_256 key for keyed pseudonyms
+    kms_endpoint_url: str = ""
+    kms_region: str = ""
 
     @property
     def resolved_database_url(self) -> str:
@@ -90,6 +98,13 @@ def _url(name: str, raw: str) -> str:
     return value
 
 
+def _http_url(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"https?://[^\s/]+(/\S*)?", value):
+        raise ConfigError(f"{PREFIX}{name.upper()}: must be an http(s):// URL")
+    return value
+
+
 def _identifier(name: str, raw: str) -> str:
     value = raw.strip()
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
@@ -111,8 +126,22 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "log_format": _choice("json", "console", "auto"),
     "log_level": _choice("debug", "info", "warning", "error"),
     "token_ttl_days": _positive_int,
-    "blob_store": _choice("local"),
-    "key_provider": _choice("local"),
+    "blob_store": _choice("local", "s3"),
+    "key_provider": _choice("local", "kms"),
+    "s3_bucket": _text,
+    "s3_prefix": lambda name, raw: raw.strip(),
+    "s3_endpoint_url": _http_url,
+    "s3_region": _text,
+    "kms_key_id": _text,
+    "kms_hmac_key_id": _text,
+    "kms_endpoint_url": _http_url,
+    "kms_region": _text,
+}
+
+# Settings that must be set when a backend is chosen.
+REQUIRED_WITH = {
+    ("blob_store", "s3"): ("s3_bucket",),
+    ("key_provider", "kms"): ("kms_key_id", "kms_hmac_key_id", "kms_region"),
 }
 
 
@@ -136,4 +165,12 @@ def load_settings(
         if name not in known:
             raise ConfigError(f"{PREFIX}{name.upper()}: unknown setting")
         values[name] = PARSERS[name](name, str(value))
-    return Settings(**values)
+    settings = Settings(**values)
+    for (choice, value), needed in REQUIRED_WITH.items():
+        if getattr(settings, choice) == value:
+            for name in needed:
+                if not getattr(settings, name):
+                    raise ConfigError(
+                        f"{PREFIX}{name.upper()}: required when {PREFIX}{choice.upper()}={value}"
+                    )
+    return settings

@@ -74,6 +74,12 @@ class NotFound(GatewayError):
     title = "Not found"
 
 
+class Gone(GatewayError):
+    status = 410
+    code = "gone"
+    title = "No longer kept"
+
+
 class Conflict(GatewayError):
     status = 409
     code = "conflict"

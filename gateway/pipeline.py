@@ -12,14 +12,17 @@ import time
 
 import structlog
 from sqlalchemy import update
+from sqlalchemy.orm import Session
 
 from audit import Event
 from gateway.anonymize.image import anonymize_image
 from gateway.auditing import record
 from gateway.db.models import Item, SealedBlob, utcnow
+from gateway.erasure import delete_bytes
 from gateway.errors import AnonymizationFailed, GatewayError
+from gateway.retention import purge_original
 from gateway.runtime import Runtime
-from gateway.sealing import blob_context, open_blob, seal_blob
+from gateway.sealing import blob_context, keep_blob, open_blob, seal_blob
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -86,7 +89,8 @@ def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: 
     with runtime.session() as session:
         item = session.get(Item, item_id)
         assert item is not None
-        session.add_all([derivative, report])
+        keep_blob(session, derivative)
+        keep_blob(session, report)
         session.flush()
         item.status = "ready"
         item.derivative_id = derivative.id
@@ -98,7 +102,9 @@ def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: 
             policy_sha256=item.policy_sha256,
             refs={"derivative": derivative.id, "report": report.id},
         ))
+        purged = _apply_retention(runtime, session, item)
         session.commit()
+    delete_bytes(runtime, purged)
     return "ready"
 
 
@@ -114,6 +120,16 @@ def _quarantine(runtime: Runtime, item_id: str, reason: str) -> str:
             object_type="item", object_id=item.id, dataset_id=item.dataset_id,
             content_sha256=item.sha256, policy_sha256=item.policy_sha256, reason=reason,
         ))
+        purged = _apply_retention(runtime, session, item)
         session.commit()
+    delete_bytes(runtime, purged)
     log.warning("pipeline.quarantined", item_id=item_id, reason=reason)
     return "quarantined"
+
+
+def _apply_retention(runtime: Runtime, session: Session, item: Item) -> list[str]:
+    """With ``originals: discard`` the original goes as soon as the item is final."""
+    if runtime.policy.retention.originals != "discard":
+        return []
+    key = purge_original(runtime, session, item, "discard")
+    return [key] if key else []

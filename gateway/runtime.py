@@ -17,9 +17,9 @@ from gateway.anonymize.detectors import registry
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.errors import ConfigError, DetectorUnavailable, ServiceUnavailable
+from gateway.keys import ScopeKeys
 from gateway.storage.base import BlobStore, KeyProvider
-from gateway.storage.factory import build_local
-from gateway.storage.vault import Vault
+from gateway.storage.factory import build_keys, build_store
 from policies import Policy, PolicyError, load_policy
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Runtime:
     audit: SqlAuditStore
     store: BlobStore
     keys: KeyProvider
-    vault: Vault
+    scope_keys: ScopeKeys
     policy: Policy
     jobs: JobRunner | None = field(default=None)
 
@@ -74,16 +74,17 @@ def build_runtime(settings: Settings) -> Runtime:
     except DetectorUnavailable as exc:
         raise ConfigError(f"GATEWAY_POLICY: {exc.detail}") from None
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    store, keys = build_local(settings.data_dir)
+    store, keys = build_store(settings), build_keys(settings)
     engine = make_engine(settings.resolved_database_url, schema=settings.database_schema or None)
+    sessions = make_sessionmaker(engine)
     return Runtime(
         settings=settings,
         engine=engine,
-        sessions=make_sessionmaker(engine),
+        sessions=sessions,
         audit=SqlAuditStore(),
         store=store,
         keys=keys,
-        vault=Vault(store, keys),
+        scope_keys=ScopeKeys(sessions, keys),
         policy=policy,
     )
 

@@ -19,7 +19,7 @@ from gateway.anonymize.inspect import ImageInfo, inspect_image
 from gateway.db.models import SealedBlob
 from gateway.errors import InvalidRequest, InvalidUpload, UploadTooLarge
 from gateway.runtime import Runtime
-from gateway.sealing import blob_context, destroy_blob, open_blob, seal_blob
+from gateway.sealing import blob_context, discard_blob, open_blob, seal_blob
 
 READ_CHUNK = 64 * 1024
 FILE_FIELD = "file"
@@ -90,6 +90,6 @@ def receive_image(
         data = b"".join(open_blob(runtime, blob))
         info = inspect_image(data, runtime.policy.image.max_pixels)
     except BaseException:
-        destroy_blob(runtime, blob)
+        discard_blob(runtime, blob)
         raise
     return blob, info

@@ -7,7 +7,7 @@ This package imports nothing from ``gateway``. A bad policy is refused with a pr
 
 from policies.errors import PolicyError
 from policies.loader import DEFAULT_POLICY, load_policy, parse_policy
-from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy
+from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy, Retention
 
 __all__ = [
     "DEFAULT_POLICY",
@@ -17,6 +17,7 @@ __all__ = [
     "MaskSpec",
     "Policy",
     "PolicyError",
+    "Retention",
     "load_policy",
     "parse_policy",
 ]

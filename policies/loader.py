@@ -11,9 +11,10 @@ from typing import Any
 import yaml
 
 from policies.errors import PolicyError
-from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy
+from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy, Retention
 
 MASK_STYLES = ("pixelate", "solid")
+RETENTION = ("discard", "expire", "keep")
 DEFAULT_POLICY = "default"
 
 
@@ -37,13 +38,15 @@ def load_policy(source: str | Path | None = None) -> Policy:
 
 
 def parse_policy(data: Any) -> Policy:
-    top = _mapping(data, "policy", required={"id", "version", "image"}, optional=set())
+    top = _mapping(data, "policy", required={"id", "version", "image"}, optional={"retention"})
     policy_id = _string(top["id"], "id")
     version = _integer(top["version"], "version", minimum=1)
     image = _image(top["image"], "image")
+    retention = _retention(top.get("retention", {"originals": "keep"}), "retention")
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
-    return Policy(id=policy_id, version=version, image=image, sha256=digest)
+    return Policy(id=policy_id, version=version, image=image, retention=retention,
+                  sha256=digest)
 
 
 def _image(value: Any, path: str) -> ImagePolicy:
@@ -62,6 +65,22 @@ def _image(value: Any, path: str) -> ImagePolicy:
         leak_gate=_leak_gate(m["leak_gate"], f"{path}.leak_gate"),
         max_pixels=_integer(m["max_pixels"], f"{path}.max_pixels", minimum=1),
     )
+
+
+def _retention(value: Any, path: str) -> Retention:
+    m = _mapping(value, path, required={"originals"}, optional={"expire_after_days"})
+    originals = _string(m["originals"], f"{path}.originals")
+    if originals not in RETENTION:
+        allowed = ", ".join(repr(s) for s in RETENTION)
+        raise PolicyError(f"{path}.originals: {originals!r} is not one of {allowed}")
+    days = m.get("expire_after_days")
+    if originals == "expire":
+        if days is None:
+            raise PolicyError(f"{path}.expire_after_days: required when originals is 'expire'")
+        days = _integer(days, f"{path}.expire_after_days", minimum=1)
+    elif days is not None:
+        raise PolicyError(f"{path}.expire_after_days: only allowed when originals is 'expire'")
+    return Retention(originals=originals, expire_after_days=days)
 
 
 def _detector(value: Any, path: str) -> DetectorSpec:

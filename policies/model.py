@@ -34,8 +34,15 @@ class ImagePolicy:
 
 
 @dataclass(frozen=True)
+class Retention:
+    originals: str  # "keep" (until erased) | "discard" (after processing) | "expire"
+    expire_after_days: int | None  # with "expire": originals older than this are destroyed
+
+
+@dataclass(frozen=True)
 class Policy:
     id: str
     version: int
     image: ImagePolicy
+    retention: Retention
     sha256: str  # hash of the canonical form; recorded in reports and audit events

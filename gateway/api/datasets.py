@@ -14,8 +14,9 @@ from gateway.api.endpoint import endpoint
 from gateway.api.serializers import dataset_json, item_json
 from gateway.auth.roles import sees_all_datasets
 from gateway.db.models import Dataset, Item
-from gateway.errors import UploadTooLarge
-from gateway.sealing import destroy_blob
+from gateway.erasure import delete_bytes, erase_dataset
+from gateway.errors import Gone, UploadTooLarge
+from gateway.sealing import DATASET, discard_blob, keep_blob
 from gateway.uploads import receive_image
 
 bp = Blueprint("datasets", __name__, url_prefix="/v1/datasets")
@@ -31,6 +32,7 @@ def create_dataset(body: dict[str, Any]) -> Any:
     db = context.session()
     db.add(ds)
     db.flush()
+    rt.scope_keys.create(db, DATASET, ds.id)  # crypto-shredding scope: erase = destroy it
     context.audit_ok(object_type="dataset", object_id=ds.id, dataset_id=ds.id,
                      policy_sha256=rt.policy.sha256)
     return jsonify(dataset_json(ds)), 201
@@ -59,6 +61,21 @@ def get_dataset(dataset_id: str) -> Any:
     return jsonify(dataset_json(visible_dataset(dataset_id)))
 
 
+@endpoint(bp, "DELETE", "/<dataset_id>", permission="datasets:erase",
+          event="admin:dataset:erased",
+          summary="Erase a dataset by destroying its key (crypto-shredding); irreversible",
+          responses={200: ("The erasure certificate (also in the audit log)",
+                           schemas.ERASURE)})
+def erase(dataset_id: str) -> Any:
+    rt = context.runtime()
+    ds = visible_dataset(dataset_id)
+    certificate, blob_keys = erase_dataset(rt, context.session(), ds)
+    context.audit_ok(object_type="dataset", object_id=ds.id, dataset_id=ds.id, refs=certificate)
+    context.session().commit()
+    delete_bytes(rt, blob_keys)
+    return jsonify({"dataset_id": ds.id, **certificate})
+
+
 @endpoint(bp, "POST", "/<dataset_id>/items", permission="items:create",
           event="uploader:item:uploaded",
           summary="Upload one image (multipart/form-data, part 'file'); processed asynchronously",
@@ -68,6 +85,8 @@ def get_dataset(dataset_id: str) -> Any:
 def upload_item(dataset_id: str) -> Any:
     rt = context.runtime()
     ds = visible_dataset(dataset_id)
+    if ds.erased_at is not None:
+        raise Gone("the dataset was erased", reason="erased")
     # Close the read transaction before streaming: on SQLite it holds the write lock.
     context.session().commit()
     try:
@@ -81,7 +100,7 @@ def upload_item(dataset_id: str) -> Any:
                 sha256=blob.sha256, policy_sha256=rt.policy.sha256,
                 uploaded_by=context.identity().principal_id)
     try:
-        db.add(blob)
+        keep_blob(db, blob)
         db.flush()
         item.original_id = blob.id
         db.add(item)
@@ -91,7 +110,7 @@ def upload_item(dataset_id: str) -> Any:
         db.commit()
     except BaseException:
         db.rollback()
-        destroy_blob(rt, blob)
+        discard_blob(rt, blob)
         raise
     if rt.jobs is not None:
         rt.jobs.submit(item.id)

@@ -22,11 +22,13 @@ DATASET: dict[str, Any] = {
         "owner_id": ID,
         "policy_id": {"type": "string"},
         "created_at": TIMESTAMP,
+        "erased_at": {"type": ["string", "null"], "format": "date-time"},
     },
     "required": ["id", "name", "owner_id", "policy_id", "created_at"],
 }
 
-ITEM_STATUS = {"type": "string", "enum": ["received", "processing", "ready", "quarantined"]}
+ITEM_STATUS = {"type": "string",
+               "enum": ["received", "processing", "ready", "quarantined", "erased"]}
 
 ITEM: dict[str, Any] = {
     "type": "object",
@@ -101,6 +103,18 @@ def page_of(schema: dict[str, Any]) -> dict[str, Any]:
         "required": ["items", "next"],
     }
 
+
+ERASURE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "dataset_id": ID,
+        "scope_key": ID,
+        "kek": {"type": "string"},
+        "objects": {"type": "string"},
+        "objects_sha256": {"type": "string"},
+    },
+    "required": ["dataset_id", "scope_key", "kek", "objects", "objects_sha256"],
+}
 
 HEALTH: dict[str, Any] = {
     "type": "object",

@@ -20,6 +20,7 @@ def dataset_json(ds: Dataset) -> dict[str, Any]:
         "owner_id": ds.owner_id,
         "policy_id": ds.policy_id,
         "created_at": iso(ds.created_at),
+        "erased_at": iso(ds.erased_at) if ds.erased_at else None,
     }
 
 

@@ -17,6 +17,7 @@ PERMISSIONS = frozenset(
         "media:read",  # anonymized derivatives and their reports
         "originals:read",  # sealed originals: never an annotation endpoint
         "audit:read",
+        "datasets:erase",  # crypto-shredding: destroys a dataset's key
         "users:manage",
         "tokens:manage",
     }

@@ -71,10 +71,35 @@ class Dataset(Base):
     owner_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
     policy_id: Mapped[str] = mapped_column(String(100))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    erased_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ScopeKey(Base):
+    """The middle of the key hierarchy: one key per dataset (later per patient pseudonym).
+
+    Its material is wrapped by the key provider's key-encryption key (``kek_id``); the
+    data key of every object in the scope is wrapped by it. Destroying it (the wrapped
+    material is overwritten) makes every object of the scope unreadable: crypto-shredding.
+    """
+
+    __tablename__ = "scope_keys"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    scope: Mapped[str] = mapped_column(String(16))  # "dataset"
+    scope_id: Mapped[str] = mapped_column(String(64), index=True)
+    kek_id: Mapped[str] = mapped_column(String(200))
+    wrapped: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    rewrapped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class SealedBlob(Base):
-    """Where a sealed object lives and the wrapped data key that opens it."""
+    """Where a sealed object lives and the wrapped data key that opens it.
+
+    state: pending (blob being written; collected if a crash leaves it) -> stored ->
+    destroyed (retention, erasure). Only stored blobs are ever referenced by an item.
+    """
 
     __tablename__ = "sealed_blobs"
 
@@ -84,11 +109,13 @@ class SealedBlob(Base):
     version: Mapped[int] = mapped_column(Integer, default=1)
     store: Mapped[str] = mapped_column(String(16))
     blob_key: Mapped[str] = mapped_column(String(64), unique=True)
-    key_id: Mapped[str] = mapped_column(String(64))
+    key_id: Mapped[str] = mapped_column(String(64))  # the ScopeKey that wrapped the data key
     wrapped_key: Mapped[bytes] = mapped_column(LargeBinary)
     size: Mapped[int] = mapped_column(BigInteger)
     sha256: Mapped[str] = mapped_column(String(64))
+    state: Mapped[str] = mapped_column(String(16), default="stored", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    destroyed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Item(Base):

@@ -77,16 +77,20 @@ class Vault:
         self.store = store
         self.keys = keys
 
-    def seal(self, chunks: Iterable[bytes], ctx: SealContext) -> SealedObject:
+    def seal(
+        self, chunks: Iterable[bytes], ctx: SealContext, *, blob_key: str | None = None
+    ) -> SealedObject:
         """Encrypt and store ``chunks`` as one new object, streaming (never all in memory).
 
         The data key is wrapped first, so an unavailable key provider stores nothing. If
         ``chunks`` raises, nothing is stored and the exception propagates unchanged.
+        ``blob_key`` lets a caller record where the blob will go before writing it (so a
+        crash mid-write leaves a record to collect); by default a random one is drawn.
         """
         aad = ctx.aad()
         data_key = crypto.new_data_key()
         wrapped = self.keys.wrap(data_key, aad)
-        blob_key = secrets.token_hex(16)
+        blob_key = blob_key or new_blob_key()
         digest = _Digest()
         self.store.put(blob_key, crypto.seal_stream(data_key, aad, digest.feed(chunks)))
         return SealedObject(blob_key, wrapped.key_id, wrapped.wrapped, digest.size, digest.hex)
@@ -114,6 +118,11 @@ class Vault:
     def destroy(self, obj: SealedObject) -> None:
         """Delete the blob (absent is fine). Shredding whole KEKs is the key provider's job."""
         self.store.delete(obj.blob_key)
+
+
+def new_blob_key() -> str:
+    """A random object key: never derived from content, names or ids."""
+    return secrets.token_hex(16)
 
 
 class _Digest:

@@ -31,8 +31,8 @@ def test_users_and_tokens_lifecycle(gateway_config: dict[str, Any], admin_token:
     assert dup.exit_code == 1 and "error: a user with that name exists" in dup.output
     tok = runner.invoke(main, ["tokens", "create", "alice", "--ttl-days", "1"])
     assert tok.exit_code == 0
-    token_id = tok.output.split()[1]
-    secret = tok.output.strip().splitlines()[-1]
+    token_id = tok.stdout.split()[1]
+    secret = tok.stdout.strip().splitlines()[-1]
     assert secret.startswith("gw_") and len(secret) >= 3 + 43  # 256 bits in base64url
 
     from gateway import create_app

@@ -26,7 +26,8 @@ def test_unknown_action_and_outcome_are_refused() -> None:
     [
         {"report": "Jane Roe"},  # a name is not an id
         {"Report": "ab"},  # keys are codes
-        {"report": "../../etc"},
+        {"report": "x" * 201},  # too long to be an id
+        {"report": "Roe,Jane"},  # punctuation of free text
     ],
 )
 def test_refs_carry_ids_only(refs: dict[str, str]) -> None:

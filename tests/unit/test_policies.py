@@ -97,3 +97,30 @@ def test_unreadable_and_invalid_files(tmp_path) -> None:
     bad.write_text("id: [unclosed\n")
     with pytest.raises(PolicyError, match="not valid YAML at line"):
         load_policy(bad)
+
+
+@pytest.mark.parametrize(
+    ("retention", "message"),
+    [
+        ({"originals": "forever"}, "retention.originals: 'forever' is not one of"),
+        ({"originals": "expire"}, "retention.expire_after_days: required when"),
+        ({"originals": "expire", "expire_after_days": 0},
+         "retention.expire_after_days: must be >= 1"),
+        ({"originals": "keep", "expire_after_days": 3},
+         "retention.expire_after_days: only allowed"),
+    ],
+)
+def test_bad_retention_is_refused(retention: dict, message: str) -> None:
+    data = _default()
+    data["retention"] = retention
+    with pytest.raises(PolicyError) as err:
+        parse_policy(data)
+    assert message in str(err.value)
+
+
+def test_retention_defaults_to_keep_and_parses_expire() -> None:
+    data = _default()
+    del data["retention"]
+    assert parse_policy(data).retention.originals == "keep"
+    data["retention"] = {"originals": "expire", "expire_after_days": 30}
+    assert parse_policy(data).retention.expire_after_days == 30
