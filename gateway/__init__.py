@@ -22,9 +22,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from gateway.anonymize.detectors import registry
     from gateway.api import register_api
     from gateway.config import load_settings
-    from gateway.jobs import ThreadJobs, pending_items
+    from gateway.jobs import ProcessJobs, ThreadJobs, pending_items
     from gateway.logs import configure_logging
-    from gateway.pipeline import process_item
+    from gateway.pipeline import after_worker_crash, process_item
     from gateway.runtime import build_runtime, require_schema
 
     settings = load_settings(config)
@@ -35,9 +35,13 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
             "keys.development_backend",
             note="key-encryption keys are in a file on this host; use KMS in production")
     require_schema(runtime)
-    registry.warm_up(runtime.policy.image)  # load models once, at start, not per item
-    runtime.jobs = ThreadJobs(lambda item_id: process_item(runtime, item_id),
-                              settings.job_workers)
+    if settings.job_runner == "thread":
+        registry.warm_up(runtime.policy.image)  # load models once, at start, not per item
+        runtime.jobs = ThreadJobs(lambda item_id: process_item(runtime, item_id),
+                                  settings.job_workers)
+    else:
+        runtime.jobs = ProcessJobs(settings, settings.job_workers,
+                                   lambda item_id: after_worker_crash(runtime, item_id))
     for item_id in pending_items(runtime.sessions):
         runtime.jobs.submit(item_id)
 

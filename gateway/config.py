@@ -29,7 +29,8 @@ class Settings:
     database_schema: str = ""  # PostgreSQL schema, so instances can share one database
     max_upload_bytes: int = 256 * MiB
     policy: str = "default"  # built-in policy name or a path to a YAML file
-    job_workers: int = 2  # in-process worker threads for the pipeline
+    job_runner: str = "process"  # process (spawned workers) | thread (tests, debugging)
+    job_workers: int = 2  # pipeline workers per web process
     web_workers: int = 1  # gunicorn processes for `gateway serve`
     web_threads: int = 8
     log_format: str = "auto"  # json | console | auto (console on a TTY)
@@ -120,6 +121,7 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "database_schema": _identifier,
     "max_upload_bytes": _positive_int,
     "policy": _text,
+    "job_runner": _choice("process", "thread"),
     "job_workers": _positive_int,
     "web_workers": _positive_int,
     "web_threads": _positive_int,

@@ -1,23 +1,36 @@
 """Background execution of the pipeline.
 
-Embedded default: an in-process thread pool. Items are claimed with a conditional
-UPDATE, so several processes (gunicorn workers) can run the same pool side by side
-without handling one item twice; items left in ``processing`` by a crash are
-reclaimed once their claim is older than ``STALE_CLAIM``.
+Embedded default: a pool of worker *processes* started with ``spawn``. Each builds its
+own runtime and loads the models once; the web process never decodes an upload's pixels
+or runs a model, so it stays small (a 2 GiB upload streams through it in bounded memory)
+and a native crash in a decoder cannot take the server down: the item being processed
+is quarantined (``worker_crashed``) and the pool is rebuilt. A thread pool remains for
+tests that replace pipeline functions in-process.
+
+Items are claimed with a conditional UPDATE, so several web processes (gunicorn
+workers) can each run a pool without handling one item twice; items left in
+``processing`` by a crash are reclaimed once their claim is older than ``STALE_CLAIM``.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from datetime import timedelta
-from typing import Protocol
+from multiprocessing import get_context
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from gateway.config import Settings
 from gateway.db.models import Item, utcnow
+
+if TYPE_CHECKING:
+    from gateway.runtime import Runtime
 
 log = structlog.get_logger("gateway.jobs")
 
@@ -43,6 +56,66 @@ class ThreadJobs:
 
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+class ProcessJobs:
+    """Runs the pipeline in ``workers`` spawned processes, each with its own runtime."""
+
+    def __init__(self, settings: Settings, workers: int,
+                 on_crash: Callable[[str], object]) -> None:
+        self._settings = settings
+        self._workers = workers
+        self._on_crash = on_crash
+        self._lock = threading.Lock()
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(max_workers=self._workers, mp_context=get_context("spawn"),
+                                   initializer=_init_worker, initargs=(self._settings,))
+
+    def submit(self, item_id: str) -> None:
+        with self._lock:
+            future = self._pool.submit(_run_in_worker, item_id)
+            future._gateway_pool = self._pool  # type: ignore[attr-defined]
+        future.add_done_callback(lambda f: self._done(f, item_id))
+
+    def _done(self, future: Future[Any], item_id: str) -> None:
+        exc = future.exception()
+        if isinstance(exc, BrokenProcessPool):
+            log.error("pipeline.worker_crashed", item_id=item_id)
+            with self._lock:
+                if self._pool is getattr(future, "_gateway_pool", self._pool):
+                    self._pool.shutdown(wait=False, cancel_futures=True)
+                    self._pool = self._new_pool()
+            self._on_crash(item_id)
+        elif exc is not None:
+            log.error("pipeline.crashed", error_type=type(exc).__name__)
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._pool.shutdown(wait=True, cancel_futures=False)
+
+
+_worker_runtime: Runtime | None = None
+
+
+def _init_worker(settings: Settings) -> None:
+    """In each spawned worker: configure logging, build the runtime, load the models."""
+    global _worker_runtime
+    from gateway.anonymize.detectors import registry
+    from gateway.logs import configure_logging
+    from gateway.runtime import build_runtime
+
+    configure_logging(settings.log_format, settings.log_level)
+    _worker_runtime = build_runtime(settings)
+    registry.warm_up(_worker_runtime.policy.image)
+
+
+def _run_in_worker(item_id: str) -> str:
+    from gateway.pipeline import process_item
+
+    assert _worker_runtime is not None, "worker initializer did not run"
+    return process_item(_worker_runtime, item_id)
 
 
 def _log_crash(future: Future[object]) -> None:

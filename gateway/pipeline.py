@@ -23,6 +23,7 @@ from gateway.errors import AnonymizationFailed, GatewayError
 from gateway.retention import purge_original
 from gateway.runtime import Runtime
 from gateway.sealing import blob_context, keep_blob, open_blob, seal_blob
+from gateway.uploads import DICOM_MIME
 
 log = structlog.get_logger("gateway.pipeline")
 
@@ -35,12 +36,12 @@ def process_item(runtime: Runtime, item_id: str) -> str:
     try:
         derivative, report = _anonymize(runtime, item_id)
     except AnonymizationFailed as exc:
-        return _quarantine(runtime, item_id, exc.reason)
+        return quarantine(runtime, item_id, exc.reason)
     except GatewayError as exc:
-        return _quarantine(runtime, item_id, exc.code)
+        return quarantine(runtime, item_id, exc.code)
     except Exception as exc:  # noqa: BLE001 - fail closed on the unforeseen
         log.error("pipeline.unexpected_error", item_id=item_id, error_type=type(exc).__name__)
-        return _quarantine(runtime, item_id, "internal_error")
+        return quarantine(runtime, item_id, "internal_error")
     status = _mark_ready(runtime, item_id, derivative, report)
     log.info("pipeline.done", item_id=item_id, status=status,
              ms=round((time.perf_counter() - started) * 1000))
@@ -75,6 +76,9 @@ def _anonymize(runtime: Runtime, item_id: str) -> tuple[SealedBlob, SealedBlob]:
         if item is None or original is None:
             raise AnonymizationFailed("original_missing")
         session.expunge_all()
+    if item.media_type == DICOM_MIME:
+        # Fail closed until the DICOM engine exists: sealed, never served.
+        raise AnonymizationFailed("dicom_engine_unavailable")
     data = b"".join(open_blob(runtime, original))
     result = anonymize_image(data, runtime.policy.image)
     report = dict(result.report)
@@ -108,7 +112,8 @@ def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: 
     return "ready"
 
 
-def _quarantine(runtime: Runtime, item_id: str, reason: str) -> str:
+def quarantine(runtime: Runtime, item_id: str, reason: str) -> str:
+    """Withhold the item for good, with a reason code (also used after a worker crash)."""
     with runtime.session() as session:
         item = session.get(Item, item_id)
         assert item is not None
@@ -133,3 +138,15 @@ def _apply_retention(runtime: Runtime, session: Session, item: Item) -> list[str
         return []
     key = purge_original(runtime, session, item, "discard")
     return [key] if key else []
+
+
+def after_worker_crash(runtime: Runtime, item_id: str) -> None:
+    """A worker process died. Items it had claimed are quarantined (fail closed: the file
+    may be what crashed it); items not yet started go back to the queue."""
+    with runtime.session() as session:
+        item = session.get(Item, item_id)
+        status = item.status if item else None
+    if status == "processing":
+        quarantine(runtime, item_id, "worker_crashed")
+    elif status == "received" and runtime.jobs is not None:
+        runtime.jobs.submit(item_id)

@@ -1,8 +1,10 @@
 """Receive an upload: stream the multipart body straight into the sealer.
 
 The plaintext never touches disk: each chunk read from the socket (64 KiB) goes
-through the multipart decoder into the streaming AEAD. The size limit is enforced
-while streaming; on any refusal the sealed blob is destroyed, so nothing is stored.
+through the multipart decoder into the streaming AEAD, so memory stays bounded
+whatever the file's size. The type is sniffed from the first bytes before anything is
+written (an unknown type stores nothing); size limits are enforced while streaming; a
+refusal after sealing discards the blob, so nothing is stored.
 """
 
 from __future__ import annotations
@@ -15,14 +17,17 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from gateway.anonymize.inspect import ImageInfo, inspect_image
+from gateway.anonymize.inspect import inspect_image, sniff
 from gateway.db.models import SealedBlob
-from gateway.errors import InvalidRequest, InvalidUpload, UploadTooLarge
+from gateway.errors import InvalidRequest, InvalidUpload, UnsupportedMediaType, UploadTooLarge
 from gateway.runtime import Runtime
 from gateway.sealing import blob_context, discard_blob, open_blob, seal_blob
 
 READ_CHUNK = 64 * 1024
 FILE_FIELD = "file"
+HEAD = 132  # enough for every signature we sniff (DICOM's sits at offset 128)
+DICOM_MAGIC = b"DICM"
+DICOM_MIME = "application/dicom"
 
 
 def multipart_file_chunks(stream: IO[bytes], content_type: str | None) -> Iterator[bytes]:
@@ -67,29 +72,62 @@ def multipart_file_chunks(stream: IO[bytes], content_type: str | None) -> Iterat
         raise InvalidRequest("the request has no file part named 'file'", reason="no_file")
 
 
-def _limited(chunks: Iterator[bytes], limit: int) -> Iterator[bytes]:
+def _limited(chunks: Iterator[bytes], limit: int, what: str = "the file") -> Iterator[bytes]:
     total = 0
     for chunk in chunks:
         total += len(chunk)
         if total > limit:
-            raise UploadTooLarge(f"the file exceeds the limit of {limit} bytes", reason="too_large")
+            raise UploadTooLarge(f"{what} exceeds the limit of {limit} bytes", reason="too_large")
         yield chunk
 
 
-def receive_image(
+def _peek(chunks: Iterator[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
+    """The first ``size`` bytes (fewer if the file is shorter) and an iterator over all."""
+    head = bytearray()
+    taken: list[bytes] = []
+    for chunk in chunks:
+        taken.append(chunk)
+        head += chunk
+        if len(head) >= size:
+            break
+    return bytes(head[:size]), chain(taken, chunks)
+
+
+def media_kind(head: bytes) -> str | None:
+    """An image format name, "DICOM" (Part 10 file: 'DICM' after the preamble), or None."""
+    if head[128:132] == DICOM_MAGIC:
+        return "DICOM"
+    return sniff(head)
+
+
+def receive_upload(
     runtime: Runtime, stream: IO[bytes], content_type: str | None, dataset_id: str
-) -> tuple[SealedBlob, ImageInfo]:
-    """Seal the uploaded file as an original, then check it is an image we can process."""
-    limit = runtime.settings.max_upload_bytes
-    chunks = _limited(multipart_file_chunks(stream, content_type), limit)
-    first = next((c for c in chunks if c), None)
-    if first is None:
+) -> tuple[SealedBlob, str]:
+    """Seal the uploaded file as an original once its type is known; returns its media type.
+
+    Images are decoded completely before the upload is accepted (truncated files and
+    decompression bombs are refused); their encoded size is capped at 8 bytes a pixel of
+    the policy's pixel limit. DICOM files are accepted on their Part 10 header; the
+    pipeline handles them (or quarantines them, fail closed).
+    """
+    chunks = _limited(multipart_file_chunks(stream, content_type),
+                      runtime.settings.max_upload_bytes)
+    head, chunks = _peek(chunks, HEAD)
+    if not head:
         raise InvalidUpload("the file is empty", reason="empty")
-    blob = seal_blob(runtime, chain([first], chunks), blob_context(dataset_id, "original"))
+    kind = media_kind(head)
+    if kind is None:
+        raise UnsupportedMediaType(
+            "not a supported type (JPEG, PNG, WebP, TIFF, BMP or DICOM Part 10 expected)",
+            reason="unsupported_type")
+    if kind != "DICOM":
+        chunks = _limited(chunks, runtime.policy.image.max_pixels * 8, "an image")
+    blob = seal_blob(runtime, chunks, blob_context(dataset_id, "original"))
     try:
+        if kind == "DICOM":
+            return blob, DICOM_MIME
         data = b"".join(open_blob(runtime, blob))
-        info = inspect_image(data, runtime.policy.image.max_pixels)
+        return blob, inspect_image(data, runtime.policy.image.max_pixels).mime
     except BaseException:
         discard_blob(runtime, blob)
         raise
-    return blob, info

@@ -31,6 +31,7 @@ def gateway_config(tmp_path: Path) -> Iterator[dict[str, Any]]:
     overrides: dict[str, Any] = {
         "data_dir": str(tmp_path / "var"),
         "log_format": "json",
+        "job_runner": "thread",  # in-process, so tests can replace pipeline steps
         "job_workers": 1,
         **database_overrides(),
     }

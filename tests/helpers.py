@@ -107,3 +107,17 @@ def events_of(runtime: Any, object_id: str) -> list[str]:
     with runtime.engine.connect() as conn:
         return [r.event.action for r in
                 runtime.audit.query(conn, AuditQuery(object_id=object_id, limit=1000))]
+
+
+def dicom_like(payload_bytes: int = 1024) -> bytes:
+    """A Part 10 header (preamble + 'DICM') followed by ``payload_bytes`` of filler."""
+    return b"\0" * 128 + b"DICM" + b"\x02\x00\x00\x00UL\x04\x00\x00\x00\x00\x00" + (
+        b"\x5a" * payload_bytes)
+
+
+def raw_multipart(data: bytes) -> dict[str, Any]:
+    """Built by hand: the test client spools large bodies to a temp file it never closes."""
+    head = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
+            b"Content-Type: application/octet-stream\r\n\r\n")
+    body = head + data + b"\r\n--b0undary--\r\n"
+    return {"data": body, "content_type": "multipart/form-data; boundary=b0undary"}

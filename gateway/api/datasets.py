@@ -17,7 +17,7 @@ from gateway.db.models import Dataset, Item
 from gateway.erasure import delete_bytes, erase_dataset
 from gateway.errors import Gone, UploadTooLarge
 from gateway.sealing import DATASET, discard_blob, keep_blob
-from gateway.uploads import receive_image
+from gateway.uploads import receive_upload
 
 bp = Blueprint("datasets", __name__, url_prefix="/v1/datasets")
 
@@ -78,7 +78,8 @@ def erase(dataset_id: str) -> Any:
 
 @endpoint(bp, "POST", "/<dataset_id>/items", permission="items:create",
           event="uploader:item:uploaded",
-          summary="Upload one image (multipart/form-data, part 'file'); processed asynchronously",
+          summary="Upload one image or DICOM file (multipart/form-data, part 'file'); "
+                  "processed asynchronously",
           body=None, request_media="multipart/form-data",
           responses={202: ("Accepted; poll the item until it is ready or quarantined",
                            schemas.ITEM)})
@@ -94,9 +95,9 @@ def upload_item(dataset_id: str) -> Any:
     except RequestEntityTooLarge:  # Content-Length above the limit: refused before reading
         raise UploadTooLarge(f"the file exceeds the limit of {rt.settings.max_upload_bytes} "
                              "bytes", reason="too_large") from None
-    blob, info = receive_image(rt, body, request.content_type, ds.id)
+    blob, media_type = receive_upload(rt, body, request.content_type, ds.id)
     db = context.session()
-    item = Item(dataset_id=ds.id, status="received", media_type=info.mime, size=blob.size,
+    item = Item(dataset_id=ds.id, status="received", media_type=media_type, size=blob.size,
                 sha256=blob.sha256, policy_sha256=rt.policy.sha256,
                 uploaded_by=context.identity().principal_id)
     try:

@@ -19,7 +19,7 @@ from gateway.sealing import open_blob
 bp = Blueprint("items", __name__, url_prefix="/v1/items")
 
 _EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
-               "image/tiff": "tiff", "image/bmp": "bmp"}
+               "image/tiff": "tiff", "image/bmp": "bmp", "application/dicom": "dcm"}
 
 
 @endpoint(bp, "GET", "/<item_id>", permission="items:read", event="uploader:item:viewed",

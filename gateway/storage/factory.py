@@ -19,6 +19,7 @@ from gateway.storage.local import LocalBlobStore
 from gateway.storage.s3 import S3BlobStore
 from gateway.storage.s3 import make_client as s3_client
 
+
 def build_local(data_dir: Path) -> tuple[LocalBlobStore, LocalKeyring]:
     """The embedded default: ``data_dir/blobs`` and ``data_dir/keys/keyring.json``.
 

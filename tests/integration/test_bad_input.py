@@ -12,7 +12,14 @@ import pytest
 from sqlalchemy import func, select
 
 from gateway.db.models import ApiToken, Item, SealedBlob
-from tests.helpers import audit_tail, auth, face_photo_jpeg, png_header_only, stored_blobs
+from tests.helpers import (
+    audit_tail,
+    auth,
+    face_photo_jpeg,
+    png_header_only,
+    raw_multipart,
+    stored_blobs,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -27,14 +34,6 @@ def small_limit_config(gateway_config: dict[str, Any]) -> dict[str, Any]:
 
 def _multipart(data: bytes, name: str = "photo.jpg") -> dict[str, Any]:
     return {"data": {"file": (io.BytesIO(data), name)}, "content_type": "multipart/form-data"}
-
-
-def _raw_multipart(data: bytes) -> dict[str, Any]:
-    """Built by hand: the test client spools large bodies to a temp file it never closes."""
-    head = (b'--b0undary\r\nContent-Disposition: form-data; name="file"; filename="a.jpg"\r\n'
-            b"Content-Type: application/octet-stream\r\n\r\n")
-    body = head + data + b"\r\n--b0undary--\r\n"
-    return {"data": body, "content_type": "multipart/form-data; boundary=b0undary"}
 
 
 # (case id, request kwargs builder, expected status, expected code, expected reason)
@@ -54,7 +53,7 @@ UPLOAD_CASES: list[tuple[str, Callable[[], dict[str, Any]], int, str, str]] = [
     ("over the limit", lambda: _multipart(face_photo_jpeg() + b"\0" * 300_000), 413,
      "upload_too_large", "too_large"),
     # a Content-Length far above the limit: refused before the body is read
-    ("declared too large", lambda: _raw_multipart(b"\xff\xd8\xff" + b"\0" * 1_400_000), 413,
+    ("declared too large", lambda: raw_multipart(b"\xff\xd8\xff" + b"\0" * 1_400_000), 413,
      "upload_too_large", "too_large"),
     # a JSON body instead of multipart
     ("not multipart", lambda: {"json": {"file": "x"}}, 400, "invalid_request", "not_multipart"),

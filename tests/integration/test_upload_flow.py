@@ -161,3 +161,16 @@ def test_sealed_blobs_hold_no_plaintext(client: Any, admin_token: str,
         assert not sealed.startswith(original[:3])
         assert b"Exif" not in sealed and b"JFIF" not in sealed
         assert not shares_run(sealed, original, 64)
+
+
+def test_dicom_is_sealed_but_quarantined_until_its_engine_exists(client: Any,
+                                                                 admin_token: str) -> None:
+    from tests.helpers import dicom_like
+
+    dataset = _dataset(client, admin_token)
+    resp = _upload(client, admin_token, dataset, dicom_like(), name="ct.dcm")
+    assert resp.status_code == 202
+    assert resp.get_json()["media_type"] == "application/dicom"
+    done = wait_for_status(client, admin_token, resp.get_json()["id"])
+    assert (done["status"], done["quarantine_reason"]) == ("quarantined",
+                                                           "dicom_engine_unavailable")
