@@ -21,6 +21,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     from gateway.anonymize.detectors import registry
     from gateway.api import register_api
+    from gateway.auditing import Sequencer
     from gateway.config import load_settings
     from gateway.jobs import ProcessJobs, ThreadJobs, pending_items
     from gateway.logs import configure_logging
@@ -44,6 +45,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
                                    lambda item_id: after_worker_crash(runtime, item_id))
     for item_id in pending_items(runtime.sessions):
         runtime.jobs.submit(item_id)
+
+    runtime.sequencer = Sequencer(runtime.engine, runtime.audit)
 
     app = Flask(__name__, static_folder=None)
     # The multipart envelope adds a little to the file itself.

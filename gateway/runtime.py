@@ -23,6 +23,7 @@ from gateway.storage.factory import build_keys, build_store
 from policies import Policy, PolicyError, load_policy
 
 if TYPE_CHECKING:
+    from gateway.auditing import Sequencer
     from gateway.jobs import JobRunner
 
 
@@ -37,6 +38,7 @@ class Runtime:
     scope_keys: ScopeKeys
     policy: Policy
     jobs: JobRunner | None = field(default=None)
+    sequencer: Sequencer | None = field(default=None)
 
     def session(self) -> Session:
         return self.sessions()
@@ -61,6 +63,8 @@ class Runtime:
     def close(self) -> None:
         if self.jobs is not None:
             self.jobs.shutdown()
+        if self.sequencer is not None:
+            self.sequencer.stop()
         self.engine.dispose()
 
 

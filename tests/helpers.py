@@ -83,7 +83,9 @@ def stored_blobs(data_dir: Path) -> list[Path]:
 
 def audit_tail(runtime: Any, n: int = 1) -> list[Any]:
     from audit import AuditQuery
+    from gateway.auditing import sequence_now
 
+    sequence_now(runtime.engine, runtime.audit)
     with runtime.engine.connect() as conn:
         size = runtime.audit.size(conn)
         return list(runtime.audit.query(conn, AuditQuery(after=size - n - 1, limit=n)))
@@ -103,7 +105,9 @@ def shares_run(haystack: bytes, original: bytes, run: int = 64) -> bool:
 def events_of(runtime: Any, object_id: str) -> list[str]:
     """Actions recorded for one object, in log order."""
     from audit import AuditQuery
+    from gateway.auditing import sequence_now
 
+    sequence_now(runtime.engine, runtime.audit)
     with runtime.engine.connect() as conn:
         return [r.event.action for r in
                 runtime.audit.query(conn, AuditQuery(object_id=object_id, limit=1000))]

@@ -9,6 +9,7 @@ from flask import Blueprint, jsonify
 from audit import AuditQuery
 from gateway.api import context, schemas
 from gateway.api.endpoint import endpoint
+from gateway.auditing import sequence_now
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -32,7 +33,9 @@ def list_events(query: dict[str, Any]) -> Any:
         after=query.get("after", -1),
         limit=limit,
     )
-    # Read first, then record the read: the page shows the log as it was when asked.
+    # Sequence, read, then record the read: the page shows the log as it was when asked.
+    context.session().commit()
+    sequence_now(rt.engine, rt.audit)
     records = rt.audit.query(context.session().connection(), q)
     context.audit_ok(object_type="audit")
     return jsonify({"items": [r.as_dict() for r in records],
