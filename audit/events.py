@@ -41,6 +41,8 @@ ACTIONS: frozenset[str] = frozenset(
         # the audit log itself
         "auditor:audit:viewed",
         "auditor:audit:exported",
+        "auditor:checkpoint:viewed",
+        "system:checkpoint:signed",
     }
 )
 

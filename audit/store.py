@@ -21,7 +21,7 @@ still disable triggers, which verification against a checkpoint then exposes.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import (
@@ -42,7 +42,7 @@ from sqlalchemy import (
 )
 
 from audit.events import Event
-from audit.merkle import leaf_hash, node_hash
+from audit.merkle import RootBuilder, leaf_hash
 
 audit_metadata = MetaData()
 
@@ -53,7 +53,7 @@ audit_head = Table(
     audit_metadata,
     Column("id", Integer, primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("frontier", Text, nullable=False, server_default="[]"),  # [[height, hex], ...]
+    Column("frontier", Text, nullable=False, server_default="[]"),  # RootBuilder.state()
 )
 
 audit_events = Table(
@@ -98,6 +98,17 @@ _INSERT_QMARK = _INSERT.format(", ".join("?" * len(_COLUMNS)))
 _INSERT_FORMAT = _INSERT.format(", ".join(["%s"] * len(_COLUMNS)))
 
 
+audit_checkpoints = Table(  # signed tree heads, insert-only like the log
+    "audit_checkpoints",
+    audit_metadata,
+    Column("id", _SEQ, primary_key=True, autoincrement=True),
+    Column("size", BigInteger, nullable=False, index=True),
+    Column("root", String(64), nullable=False),
+    Column("note", Text, nullable=False),
+    Column("created_at", String(32), nullable=False),
+)
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     position: int
@@ -128,27 +139,6 @@ class AuditQuery:
 class TreeHead:
     size: int
     root: bytes
-
-
-def frontier_push(frontier: list[tuple[int, bytes]], leaf: bytes) -> None:
-    """Append one leaf hash to a compact range (perfect subtrees, largest first)."""
-    height, node = 0, leaf
-    while frontier and frontier[-1][0] == height:
-        _, left = frontier.pop()
-        node, height = node_hash(left, node), height + 1
-    frontier.append((height, node))
-
-
-def frontier_root(frontier: list[tuple[int, bytes]]) -> bytes:
-    """RFC 9162 root of the tree the frontier describes (SHA-256 of "" when empty)."""
-    import hashlib
-
-    if not frontier:
-        return hashlib.sha256(b"").digest()
-    root = frontier[-1][1]
-    for _, left in reversed(frontier[:-1]):
-        root = node_hash(left, root)
-    return root
 
 
 class SqlAuditStore:
@@ -190,10 +180,10 @@ class SqlAuditStore:
         ).all()
         if not rows:
             return 0
-        frontier = [(h, bytes.fromhex(x)) for h, x in json.loads(head.frontier)]
         size = head.size
+        tree = RootBuilder.restore(size, json.loads(head.frontier))
         for row in rows:
-            frontier_push(frontier, bytes.fromhex(row.leaf_hash))
+            tree.append(bytes.fromhex(row.leaf_hash))
         conn.execute(insert(audit_log), [
             {"position": size + i, "seq": row.seq, "leaf_hash": row.leaf_hash}
             for i, row in enumerate(rows)
@@ -202,7 +192,7 @@ class SqlAuditStore:
             audit_pending.c.seq.in_([row.seq for row in rows])))
         conn.execute(update(audit_head).where(audit_head.c.id == 1).values(
             size=size + len(rows),
-            frontier=json.dumps([[h, x.hex()] for h, x in frontier]),
+            frontier=json.dumps(tree.state()),
         ))
         return len(rows)
 
@@ -213,8 +203,8 @@ class SqlAuditStore:
     def tree_head(self, conn: Connection) -> TreeHead:
         head = conn.execute(select(audit_head.c.size, audit_head.c.frontier)
                             .where(audit_head.c.id == 1)).one()
-        frontier = [(h, bytes.fromhex(x)) for h, x in json.loads(head.frontier)]
-        return TreeHead(size=int(head.size), root=frontier_root(frontier))
+        tree = RootBuilder.restore(int(head.size), json.loads(head.frontier))
+        return TreeHead(size=tree.size, root=tree.root())
 
     def leaf_hashes(self, conn: Connection, start: int = 0, stop: int | None = None
                     ) -> list[bytes]:
@@ -223,6 +213,32 @@ class SqlAuditStore:
             stmt = stmt.where(audit_log.c.position < stop)
         return [bytes.fromhex(h) for h in
                 conn.execute(stmt.order_by(audit_log.c.position)).scalars()]
+
+    def add_checkpoint(self, conn: Connection, size: int, root: bytes, note: str,
+                       created_at: str) -> None:
+        conn.execute(insert(audit_checkpoints).values(size=size, root=root.hex(), note=note,
+                                                      created_at=created_at))
+
+    def checkpoints(self, conn: Connection, limit: int | None = None) -> list[str]:
+        """Signed notes, newest first (all of them unless ``limit``)."""
+        stmt = select(audit_checkpoints.c.note).order_by(audit_checkpoints.c.id.desc())
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list(conn.execute(stmt).scalars())
+
+    def latest_checkpoint_size(self, conn: Connection) -> int | None:
+        return conn.execute(select(audit_checkpoints.c.size)
+                            .order_by(audit_checkpoints.c.id.desc()).limit(1)).scalar()
+
+    def records(self, conn: Connection, stop: int, batch: int = 5000) -> Iterator[AuditRecord]:
+        """Every entry at positions < ``stop``, in order, fetched in batches (exports)."""
+        after = -1
+        while after + 1 < stop:
+            page = self.query(conn, AuditQuery(after=after, limit=min(batch, stop - after - 1)))
+            if not page:
+                return
+            yield from page
+            after = page[-1].position
 
     def query(self, conn: Connection, q: AuditQuery) -> Sequence[AuditRecord]:
         e, lg = audit_events, audit_log

@@ -28,8 +28,12 @@ from sqlalchemy import func, select, text
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from audit import Event, SqlAuditStore  # noqa: E402
-from audit.store import audit_log  # noqa: E402
+from audit import Event  # noqa: E402
+from audit.merkle import root as merkle_root  # noqa: E402
+from audit.store import (
+    SqlAuditStore,  # noqa: E402
+    audit_log,  # noqa: E402
+)
 from gateway.auditing import Sequencer, sequence_now  # noqa: E402
 from gateway.db import migrate  # noqa: E402
 from gateway.db.engine import make_engine  # noqa: E402
@@ -85,13 +89,8 @@ def bench_writers(url: str, events: int, writers: int) -> tuple[str, object]:
         leaves = store.leaf_hashes(conn)
     gaps = (hi - lo + 1 - n) if n else 0
     forks = n - distinct
-    from audit.store import frontier_push, frontier_root
-
-    frontier: list = []
-    for leaf in leaves:
-        frontier_push(frontier, leaf)
     print(f"log: size={head.size} positions {lo}..{hi}, gaps={gaps}, forks={forks}, "
-          f"root matches leaves: {frontier_root(frontier) == head.root}")
+          f"root matches leaves: {merkle_root(leaves) == head.root}")
     return schema, engine
 
 

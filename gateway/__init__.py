@@ -22,6 +22,7 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     from gateway.anonymize.detectors import registry
     from gateway.api import register_api
     from gateway.auditing import Sequencer
+    from gateway.checkpoints import make_checkpoint
     from gateway.config import load_settings
     from gateway.jobs import ProcessJobs, ThreadJobs, pending_items
     from gateway.logs import configure_logging
@@ -46,7 +47,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     for item_id in pending_items(runtime.sessions):
         runtime.jobs.submit(item_id)
 
-    runtime.sequencer = Sequencer(runtime.engine, runtime.audit)
+    runtime.sequencer = Sequencer(runtime.engine, runtime.audit,
+                                  periodic=lambda: make_checkpoint(runtime),
+                                  period=settings.audit_checkpoint_seconds)
 
     app = Flask(__name__, static_folder=None)
     # The multipart envelope adds a little to the file itself.

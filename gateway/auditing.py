@@ -5,12 +5,15 @@ every read of the log sequences first, so readers see everything committed."""
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 
 import structlog
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from audit import Event, SqlAuditStore
+from audit import Event
+from audit.store import SqlAuditStore
 
 log = structlog.get_logger("gateway.audit")
 
@@ -32,10 +35,14 @@ def sequence_now(engine: Engine, store: SqlAuditStore) -> int:
 
 
 class Sequencer:
-    """Sequences the log every ``interval`` seconds until stopped."""
+    """Sequences the log every ``interval`` seconds until stopped; every ``period``
+    seconds also runs ``periodic`` (the scheduled checkpoint)."""
 
-    def __init__(self, engine: Engine, store: SqlAuditStore, interval: float = 0.2) -> None:
+    def __init__(self, engine: Engine, store: SqlAuditStore, interval: float = 0.2,
+                 periodic: Callable[[], object] | None = None, period: float = 300) -> None:
         self._engine, self._store, self._interval = engine, store, interval
+        self._periodic, self._period = periodic, period
+        self._last = time.monotonic()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="audit-sequencer", daemon=True)
         self._thread.start()
@@ -44,6 +51,9 @@ class Sequencer:
         while not self._stop.wait(self._interval):
             try:
                 sequence_now(self._engine, self._store)
+                if self._periodic and time.monotonic() - self._last >= self._period:
+                    self._last = time.monotonic()
+                    self._periodic()
             except Exception as exc:  # noqa: BLE001 - keep going; the next round retries
                 log.error("audit.sequencer_failed", error_type=type(exc).__name__)
 

@@ -46,6 +46,11 @@ class Settings:
     kms_hmac_key_id: str = ""  # HMAC_256 key for keyed pseudonyms
     kms_endpoint_url: str = ""
     kms_region: str = ""
+    audit_origin: str = "privacy-gateway/audit"  # names the log in its signed checkpoints
+    audit_checkpoint_seconds: int = 300  # scheduled checkpoints (when the log grew)
+    audit_anchor_dir: str = ""  # also write each checkpoint here (e.g. a WORM mount)
+    audit_anchor_s3_bucket: str = ""  # ... or to this Object Lock bucket (compliance mode)
+    audit_anchor_retention_days: int = 3650
 
     @property
     def resolved_database_url(self) -> str:
@@ -106,6 +111,13 @@ def _http_url(name: str, raw: str) -> str:
     return value
 
 
+def _origin(name: str, raw: str) -> str:
+    value = raw.strip()
+    if not re.fullmatch(r"[A-Za-z0-9._/-]{1,100}", value):
+        raise ConfigError(f"{PREFIX}{name.upper()}: letters, digits, '.', '_', '-' and '/' only")
+    return value
+
+
 def _identifier(name: str, raw: str) -> str:
     value = raw.strip()
     if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", value):
@@ -138,6 +150,11 @@ PARSERS: dict[str, Callable[[str, str], Any]] = {
     "kms_hmac_key_id": _text,
     "kms_endpoint_url": _http_url,
     "kms_region": _text,
+    "audit_origin": _origin,
+    "audit_checkpoint_seconds": _positive_int,
+    "audit_anchor_dir": _text,
+    "audit_anchor_s3_bucket": _text,
+    "audit_anchor_retention_days": _positive_int,
 }
 
 # Settings that must be set when a backend is chosen.

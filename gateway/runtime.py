@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from audit import SqlAuditStore
+from audit.store import SqlAuditStore
 from gateway.anonymize.detectors import registry
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker

@@ -82,7 +82,7 @@ def stored_blobs(data_dir: Path) -> list[Path]:
 
 
 def audit_tail(runtime: Any, n: int = 1) -> list[Any]:
-    from audit import AuditQuery
+    from audit.store import AuditQuery
     from gateway.auditing import sequence_now
 
     sequence_now(runtime.engine, runtime.audit)
@@ -104,7 +104,7 @@ def shares_run(haystack: bytes, original: bytes, run: int = 64) -> bool:
 
 def events_of(runtime: Any, object_id: str) -> list[str]:
     """Actions recorded for one object, in log order."""
-    from audit import AuditQuery
+    from audit.store import AuditQuery
     from gateway.auditing import sequence_now
 
     sequence_now(runtime.engine, runtime.audit)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import tempfile
 from typing import Any
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from audit import AuditQuery
+from audit.export import write_csv, write_export
+from audit.store import AuditQuery
 from gateway.api import context, schemas
-from gateway.api.endpoint import endpoint
+from gateway.api.endpoint import PUBLIC, endpoint
 from gateway.auditing import sequence_now
+from gateway.checkpoints import make_checkpoint, public_key
 
 bp = Blueprint("audit", __name__, url_prefix="/v1/audit")
 
@@ -40,3 +43,54 @@ def list_events(query: dict[str, Any]) -> Any:
     context.audit_ok(object_type="audit")
     return jsonify({"items": [r.as_dict() for r in records],
                     "next": records[-1].position if len(records) == limit else None})
+
+
+@endpoint(bp, "GET", "/public-key", permission=PUBLIC, event=None,
+          summary="The log's verifier key (C2SP signed-note vkey), to check checkpoints",
+          responses={200: ("The verifier key", schemas.VKEY)})
+def get_public_key() -> Any:
+    rt = context.runtime()
+    return jsonify({"origin": rt.settings.audit_origin, "vkey": public_key(rt)})
+
+
+@endpoint(bp, "GET", "/checkpoint", permission="audit:read", event="auditor:checkpoint:viewed",
+          summary="A signed checkpoint of the log as it is now (made on demand)",
+          responses={200: ("The signed note", schemas.CHECKPOINT)})
+def get_checkpoint() -> Any:
+    rt = context.runtime()
+    context.session().commit()
+    note = make_checkpoint(rt)
+    context.audit_ok(object_type="checkpoint")
+    return jsonify({"note": note})
+
+
+@endpoint(bp, "GET", "/export", permission="audit:read", event="auditor:audit:exported",
+          summary="The whole log up to a fresh checkpoint, for offline `audit verify`",
+          query=schemas.EXPORT_QUERY,
+          responses={200: ("JSONL (verifiable) or CSV (for reading)", None)})
+def export(query: dict[str, Any]) -> Any:
+    rt = context.runtime()
+    fmt = query.get("format", "jsonl")
+    context.session().commit()
+    make_checkpoint(rt)
+    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+")  # noqa: SIM115
+    with rt.engine.connect() as conn:
+        size = rt.audit.latest_checkpoint_size(conn) or 0
+        records = rt.audit.records(conn, size)
+        if fmt == "csv":
+            write_csv(records, spool)
+        else:
+            notes = list(reversed(rt.audit.checkpoints(conn)))
+            write_export(records, notes, public_key(rt), spool)
+    spool.seek(0)
+    context.audit_ok(object_type="audit", refs={"size": str(size)})
+    media = "text/csv" if fmt == "csv" else "application/jsonl"
+
+    def stream() -> Any:
+        with spool:
+            while chunk := spool.read(256 * 1024):
+                yield chunk
+
+    name = f"audit-{size}.{'csv' if fmt == 'csv' else 'jsonl'}"
+    return Response(stream(), mimetype=media,
+                    headers={"Content-Disposition": f'attachment; filename="{name}"'})

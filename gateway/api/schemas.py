@@ -116,6 +116,24 @@ ERASURE: dict[str, Any] = {
     "required": ["dataset_id", "scope_key", "kek", "objects", "objects_sha256"],
 }
 
+VKEY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"origin": {"type": "string"}, "vkey": {"type": "string"}},
+    "required": ["origin", "vkey"],
+}
+
+CHECKPOINT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"note": {"type": "string"}},
+    "required": ["note"],
+}
+
+EXPORT_QUERY: dict[str, Any] = {
+    "type": "object",
+    "properties": {"format": {"type": "string", "enum": ["jsonl", "csv"]}},
+    "additionalProperties": False,
+}
+
 HEALTH: dict[str, Any] = {
     "type": "object",
     "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},

@@ -52,6 +52,14 @@ class WrappedKey:
     wrapped: bytes
 
 
+class KeyWrapper(Protocol):
+    """Wraps data keys: a key provider, or a dataset key (gateway.storage.scopes)."""
+
+    def wrap(self, data_key: bytes, context: bytes) -> WrappedKey: ...
+
+    def unwrap(self, wrapped: WrappedKey, context: bytes) -> bytes: ...
+
+
 class KeyProvider(Protocol):
     """Holds key-encryption keys; data keys are wrapped and unwrapped here, never stored bare."""
 
@@ -70,4 +78,9 @@ class KeyProvider(Protocol):
 
     def check(self) -> None:
         """Raise ``KeyProviderError`` unless keys can be used (readiness)."""
+        ...
+
+    def secret(self, name: str) -> bytes:
+        """A stable 32-byte secret called ``name`` (pseudonym HMAC keys, the audit log's
+        signing key): the same value across restarts and processes."""
         ...

@@ -19,7 +19,7 @@ from itertools import chain
 
 from gateway.errors import DecryptionError
 from gateway.storage import crypto
-from gateway.storage.base import BlobStore, KeyProvider, WrappedKey
+from gateway.storage.base import BlobStore, KeyWrapper, WrappedKey
 
 _AAD_PREFIX = b"gateway/seal/v1\n"
 _KIND = re.compile(r"[a-z][a-z0-9_-]{0,31}")
@@ -73,7 +73,7 @@ class SealedObject:
 class Vault:
     """Seal and open objects: a blob store for the bytes, a key provider for the keys."""
 
-    def __init__(self, store: BlobStore, keys: KeyProvider) -> None:
+    def __init__(self, store: BlobStore, keys: KeyWrapper) -> None:
         self.store = store
         self.keys = keys
 

@@ -10,9 +10,9 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
-from audit import AuditQuery, Event, SqlAuditStore, leaf_hash
+from audit import Event, leaf_hash
 from audit.merkle import node_hash
-from audit.store import audit_events, audit_log
+from audit.store import AuditQuery, SqlAuditStore, audit_events, audit_log
 from gateway.auditing import sequence_now
 from gateway.config import load_settings
 from gateway.db import migrate

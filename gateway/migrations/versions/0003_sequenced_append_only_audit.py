@@ -16,7 +16,7 @@ import json
 import sqlalchemy as sa
 from alembic import op
 
-from audit.store import frontier_push
+from audit.merkle import RootBuilder
 
 revision = '0003'
 down_revision = '0002'
@@ -27,7 +27,7 @@ OLD_INDEXES = ('ix_audit_events_action', 'ix_audit_events_actor_id',
                'ix_audit_events_dataset_id', 'ix_audit_events_object_id',
                'ix_audit_events_time')
 SEQ = sa.BigInteger().with_variant(sa.Integer(), 'sqlite')
-PROTECTED = ('audit_events', 'audit_log')
+PROTECTED = ('audit_events', 'audit_log', 'audit_checkpoints')
 
 
 def upgrade() -> None:
@@ -58,6 +58,14 @@ def upgrade() -> None:
         sa.Column('seq', SEQ, sa.ForeignKey('audit_events.seq'), nullable=False, unique=True),
         sa.Column('leaf_hash', sa.String(length=64), nullable=False),
     )
+    op.create_table(
+        'audit_checkpoints',
+        sa.Column('id', SEQ, primary_key=True, autoincrement=True),
+        sa.Column('size', sa.BigInteger(), nullable=False, index=True),
+        sa.Column('root', sa.String(length=64), nullable=False),
+        sa.Column('note', sa.Text(), nullable=False),
+        sa.Column('created_at', sa.String(length=32), nullable=False),
+    )
     with op.batch_alter_table('audit_head', schema=None) as batch_op:
         batch_op.add_column(sa.Column('frontier', sa.Text(), nullable=False,
                                       server_default='[]'))
@@ -71,7 +79,7 @@ def _copy_old_events() -> None:
     rows = conn.execute(sa.text(
         'SELECT position, event_id, time, action, outcome, actor_id, object_id, dataset_id,'
         ' entry, leaf_hash FROM audit_events_v1 ORDER BY position')).mappings().all()
-    frontier: list[tuple[int, bytes]] = []
+    tree = RootBuilder()
     for row in rows:
         values = dict(row)
         position = values.pop('position')
@@ -83,9 +91,9 @@ def _copy_old_events() -> None:
         conn.execute(sa.text('INSERT INTO audit_log (position, seq, leaf_hash)'
                              ' VALUES (:p, :s, :h)'),
                      {'p': position, 's': position + 1, 'h': values['leaf_hash']})
-        frontier_push(frontier, bytes.fromhex(values['leaf_hash']))
+        tree.append(bytes.fromhex(values['leaf_hash']))
     conn.execute(sa.text('UPDATE audit_head SET frontier = :f, size = :n WHERE id = 1'),
-                 {'f': json.dumps([[h, x.hex()] for h, x in frontier]), 'n': len(rows)})
+                 {'f': json.dumps(tree.state()), 'n': len(rows)})
     if rows and conn.dialect.name == 'postgresql':
         conn.execute(sa.text("SELECT setval(pg_get_serial_sequence('audit_events', 'seq'),"
                              ' (SELECT max(seq) FROM audit_events))'))
