@@ -14,10 +14,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import structlog
+from botocore.exceptions import BotoCoreError, ClientError
 
 from audit import Event
 from audit.checkpoint import sign_checkpoint, vkey_for
 from gateway.auditing import record, sequence_now
+from gateway.errors import StorageError
 from gateway.runtime import Runtime
 
 log = structlog.get_logger("gateway.checkpoints")
@@ -62,16 +64,22 @@ def anchor(runtime: Runtime, size: int, note: str) -> None:
         path = Path(settings.audit_anchor_dir) / name
         if not path.exists():
             path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(note, encoding="ascii")
+            path.write_text(note, encoding="utf-8")
             path.chmod(0o444)
     if settings.audit_anchor_s3_bucket:
         from gateway.storage.s3 import make_client
 
         client = make_client(settings.s3_endpoint_url or None, settings.s3_region or None)
-        client.put_object(
-            Bucket=settings.audit_anchor_s3_bucket, Key=f"audit/{name}",
-            Body=note.encode("ascii"), ContentType="text/plain",
-            ObjectLockMode="COMPLIANCE",
-            ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(
-                days=settings.audit_anchor_retention_days),
-        )
+        try:
+            client.put_object(
+                Bucket=settings.audit_anchor_s3_bucket, Key=f"audit/{name}",
+                Body=note.encode("utf-8"), ContentType="text/plain; charset=utf-8",
+                ChecksumAlgorithm="SHA256",  # S3 requires a checksum with Object Lock
+                ObjectLockMode="COMPLIANCE",
+                ObjectLockRetainUntilDate=datetime.now(UTC) + timedelta(
+                    days=settings.audit_anchor_retention_days),
+            )
+        except (BotoCoreError, ClientError) as exc:
+            log.error("audit.anchor_failed", error_type=type(exc).__name__)
+            raise StorageError("the checkpoint was signed but could not be anchored to S3",
+                               reason="anchor_failed") from None

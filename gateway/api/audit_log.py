@@ -73,7 +73,8 @@ def export(query: dict[str, Any]) -> Any:
     fmt = query.get("format", "jsonl")
     context.session().commit()
     make_checkpoint(rt)
-    spool = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024, mode="w+")  # noqa: SIM115
+    spool = tempfile.SpooledTemporaryFile(  # noqa: SIM115 - closed by stream()
+        max_size=8 * 1024 * 1024, mode="w+", encoding="utf-8")
     with rt.engine.connect() as conn:
         size = rt.audit.latest_checkpoint_size(conn) or 0
         records = rt.audit.records(conn, size)
