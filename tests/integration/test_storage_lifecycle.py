@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -144,17 +146,26 @@ def test_rotation_rewraps_dataset_keys_without_touching_blobs(
         fresh.extensions["gateway"].close()
 
 
-def test_discard_policy_keeps_only_derivatives(gateway_config: dict, admin_token: str,
-                                               tmp_path: Path) -> None:
+@contextlib.contextmanager
+def _app_with_retention(config: dict, folder: Path, retention: str) -> Iterator[Any]:
+    """The app under the default policy with its ``originals: keep`` line replaced."""
     from importlib import resources
 
     from gateway import create_app
 
     policy = resources.files("policies").joinpath("default.yaml").read_text()
-    path = tmp_path / "discard.yaml"
-    path.write_text(policy.replace("originals: keep", "originals: discard"))
-    app = create_app({**gateway_config, "policy": str(path)})
+    path = folder / "policy.yaml"
+    path.write_text(policy.replace("originals: keep", retention))
+    app = create_app({**config, "policy": str(path)})
     try:
+        yield app
+    finally:
+        app.extensions["gateway"].close()
+
+
+def test_discard_policy_keeps_only_derivatives(gateway_config: dict, admin_token: str,
+                                               tmp_path: Path) -> None:
+    with _app_with_retention(gateway_config, tmp_path, "originals: discard") as app:
         client, runtime = app.test_client(), app.extensions["gateway"]
         _, item = _ready_item(client, admin_token)
         assert "system:original:purged" in events_of(runtime, item)
@@ -163,24 +174,15 @@ def test_discard_policy_keeps_only_derivatives(gateway_config: dict, admin_token
         kinds = sorted(b.kind for b in _blobs(runtime, state="stored"))
         assert kinds == ["derivative", "report"]
         assert len(stored_blobs(Path(gateway_config["data_dir"]))) == 2
-    finally:
-        app.extensions["gateway"].close()
 
 
 def test_expired_originals_are_purged(gateway_config: dict, admin_token: str,
                                       tmp_path: Path) -> None:
-    from importlib import resources
-
-    from gateway import create_app
     from gateway.db.models import utcnow
     from gateway.retention import expire_originals
 
-    policy = resources.files("policies").joinpath("default.yaml").read_text()
-    path = tmp_path / "expire.yaml"
-    path.write_text(policy.replace("originals: keep",
-                                   "originals: expire\n  expire_after_days: 30"))
-    app = create_app({**gateway_config, "policy": str(path)})
-    try:
+    expire = "originals: expire\n  expire_after_days: 30"
+    with _app_with_retention(gateway_config, tmp_path, expire) as app:
         client, runtime = app.test_client(), app.extensions["gateway"]
         _, young = _ready_item(client, admin_token)
         _, old = _ready_item(client, admin_token)
@@ -195,8 +197,6 @@ def test_expired_originals_are_purged(gateway_config: dict, admin_token: str,
         assert client.get(f"/v1/items/{young}/original",
                           headers=auth(admin_token)).status_code == 200
         assert expire_originals(runtime) == 0
-    finally:
-        app.extensions["gateway"].close()
 
 
 def test_crash_between_blob_write_and_commit_leaves_a_collectable_orphan(
