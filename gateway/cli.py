@@ -217,3 +217,48 @@ def storage_collect(grace_minutes: int) -> None:
 
     expired, orphans = _with_session(go)
     click.echo(f"{expired} expired originals purged, {orphans} orphaned blobs removed")
+
+
+@main.command("anonymize", help="Anonymize image files or folders offline into --out.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--out", "out", required=True, type=click.Path(),
+              help="Output folder; inputs are mirrored at the same relative paths.")
+@click.option("--policy", "policy", help="Policy file (YAML/JSON); the built-in default if absent.")
+@click.option("--report", "report", type=click.Path(),
+              help="Write a JSON report of every item here.")
+@click.option("--workers", type=click.IntRange(min=1),
+              help="Worker processes for folders (default: one per CPU).")
+def anonymize(paths: tuple[str, ...], out: str, policy: str | None, report: str | None,
+              workers: int | None) -> None:
+    """Exit 0: every supported input anonymized; 3: any quarantined; 2: usage error."""
+    from pathlib import Path
+
+    from gateway.anonymize import batch
+    from gateway.errors import DetectorUnavailable
+    from policies import PolicyError
+
+    try:
+        plan = batch.plan([Path(p) for p in paths], Path(out))
+        if report is not None:
+            batch.check_report_path(Path(report), plan)
+        result = batch.run(plan, policy, workers)
+    except batch.UsageError as exc:
+        _fail(str(exc), 2)
+    except PolicyError as exc:
+        _fail(f"policy: {exc}", 2)
+    except DetectorUnavailable as exc:
+        _fail(exc.detail, 2)
+    except batch.BatchAborted as exc:
+        _fail(str(exc), 3)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    if report is not None:
+        try:
+            batch.write_report(Path(report), result)
+        except OSError as exc:
+            _fail(f"cannot write the report: {exc.strerror}", 3)
+    for item in result.items:
+        if item.status == batch.QUARANTINED:
+            click.echo(f"quarantined: {item.input} ({item.reason})", err=True)
+    click.echo(result.summary_line())
+    sys.exit(0 if result.ok else 3)
