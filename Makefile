@@ -4,7 +4,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip install --disable-pip-version-check -q -c constraints.txt
 
-.PHONY: run test test-postgres lint typecheck bench clean
+.PHONY: run test test-postgres lint typecheck bench clean plates
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ lint: $(VENV)/.installed-test
 
 typecheck: $(VENV)/.installed-test
 	$(BIN)/mypy gateway policies audit
+
+## Optional plate detector: model licence AGPL-3.0 per its metadata (see README).
+plates: $(VENV)/.installed-run
+	$(BIN)/pip install --disable-pip-version-check -q --no-deps platedet==0.0.2
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -293,3 +293,46 @@ def test_leak_gate_without_rechecks_quarantines_at_once(monkeypatch) -> None:
     with pytest.raises(AnonymizationFailed) as caught:
         anonymize_image(encode(scene(), "PNG"), POLICY)
     assert caught.value.reason == "leak_gate"
+
+
+class SeesOnlySmallViews:
+    """Finds a 'face' only on views <= 512 px wide: records every shape it is shown."""
+
+    info = DetectorInfo(name="centerface", version="test", label="face")
+
+    def __init__(self) -> None:
+        self.shapes: list[tuple[int, ...]] = []
+
+    def detect(self, rgb: np.ndarray) -> list[Region]:
+        self.shapes.append(rgb.shape)
+        if rgb.shape[1] <= 512 and rgb[10:30, 10:30].any():
+            return [Region(10, 10, 20, 20, 0.9, "face", "centerface")]
+        return []
+
+
+def test_leak_gate_checks_a_shrunk_view_and_masks_in_full_size_pixels(monkeypatch) -> None:
+    fake = SeesOnlySmallViews()
+    monkeypatch.setattr(engine.registry, "get_detector", lambda name, threshold: fake)
+    result = anonymize_image(encode(scene((1024, 768)), "PNG"), POLICY)
+    assert (768, 1024, 3) in fake.shapes and (384, 512, 3) in fake.shapes  # detect, gate
+    assert [20, 20, 40, 40] in [r["box"] for r in result.report["regions"]]
+    assert result.report["leak_gate"] == {"enabled": True, "rechecks": 1}
+    assert not np.asarray(reopen(result.data))[20:60, 20:60].any()
+
+
+class StubbornPlate:
+    """A plate detector that still sees its plate after masking (e.g. a bad mask)."""
+
+    info = DetectorInfo(name="platedet", version="test", label="plate")
+
+    def detect(self, rgb: np.ndarray) -> list[Region]:
+        return [Region(5, 5, 30, 10, 0.9, "plate", "platedet")]
+
+
+def test_leak_gate_quarantines_when_a_plate_remains(monkeypatch) -> None:
+    monkeypatch.setattr(engine, "apply_masks", lambda rgb, regions, spec, *a, **k: rgb.copy())
+    monkeypatch.setattr(engine.registry, "get_detector",
+                        lambda name, threshold: StubbornPlate())
+    with pytest.raises(AnonymizationFailed) as caught:
+        anonymize_image(encode(scene(), "PNG"), POLICY)
+    assert caught.value.reason == "leak_gate"

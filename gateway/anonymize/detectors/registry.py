@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from gateway.anonymize.detectors import centerface, mediapipe_face
+from gateway.anonymize.detectors import centerface, mediapipe_face, platedet
 from gateway.anonymize.detectors.base import Availability, Detector
 from gateway.errors import DetectorUnavailable
 from policies import ImagePolicy
@@ -37,11 +37,17 @@ def _mediapipe(threshold: float) -> Detector:
     return mediapipe_face.MediaPipeFaceDetector(threshold)
 
 
+def _platedet(threshold: float) -> Detector:
+    return platedet.PlateDetector(threshold)
+
+
 REGISTRY: dict[str, Registration] = {
     reg.name: reg
     for reg in (
         Registration(centerface.NAME, centerface.availability, _centerface),
         Registration(mediapipe_face.NAME, mediapipe_face.availability, _mediapipe),
+        # optional extra (.[plates]); its model is AGPL-3.0 (Ultralytics): see platedet.py
+        Registration(platedet.NAME, platedet.availability, _platedet),
     )
 }
 
