@@ -11,7 +11,8 @@ from PIL import Image
 
 from gateway.anonymize.detectors import centerface, registry
 from gateway.anonymize.detectors.base import Availability
-from gateway.anonymize.detectors.centerface import CenterFaceDetector, decode, nms, tiles
+from gateway.anonymize.detectors.boxes import nms, tiles
+from gateway.anonymize.detectors.centerface import CenterFaceDetector, decode
 from gateway.errors import DetectorUnavailable
 from policies import DetectorSpec, ImagePolicy, LeakGate, MaskSpec
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateway.anonymize.detectors import platedet, registry
+from gateway.anonymize.detectors import boxes, platedet, registry
 from gateway.anonymize.detectors.base import Region
 from gateway.errors import DetectorUnavailable
 from policies import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, load_policy
@@ -99,7 +99,7 @@ def test_decode_and_letterbox_round_trip() -> None:
 
 
 def test_tiles_cover_the_image() -> None:
-    windows = platedet.tiles(3000, 2000, 640, 128)
+    windows = boxes.tiles(3000, 2000, 640, 128)
     covered = np.zeros((2000, 3000), bool)
     for x0, y0, x1, y1 in windows:
         assert x1 - x0 <= 640 and y1 - y0 <= 640

@@ -44,10 +44,10 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
-import cv2
 import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
+from gateway.anonymize.detectors.boxes import nms, resize, tiles, to_regions
 
 NAME = "centerface"
 CODE_VERSION = "1"
@@ -123,7 +123,7 @@ class CenterFaceDetector:
         height, width = rgb.shape[:2]
         found = [self._detect_at(rgb, s) for s in self._passes(width, height)]
         boxes = np.concatenate(found) if found else np.empty((0, 5), np.float32)
-        return to_regions(nms(boxes, _NMS_IOU), width, height, NAME)
+        return to_regions(nms(boxes, _NMS_IOU), width, height, "face", NAME)
 
     def _passes(self, width: int, height: int) -> list[float]:
         """The global pass (at ``base_scale``, fitted to one tile) plus any finer scales.
@@ -137,7 +137,7 @@ class CenterFaceDetector:
         return [fit] + sorted(s * base for s in set(self.scales) if s * base > fit + 1e-6)
 
     def _detect_at(self, rgb: np.ndarray, scale: float) -> np.ndarray:
-        img = _resize(rgb, scale)
+        img = resize(rgb, scale)
         out = []
         for x0, y0, x1, y1 in tiles(img.shape[1], img.shape[0], self.tile, self.overlap):
             boxes = self._run(img[y0:y1, x0:x1])
@@ -170,51 +170,6 @@ def decode(heat: np.ndarray, scale: np.ndarray, offset: np.ndarray, thr: float) 
     cx = (cols + offset[1, rows, cols] + 0.5) * 4
     out = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, heat[rows, cols]], 1)
     return out.astype(np.float32).reshape(-1, 5)
-
-
-def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression over ``[x0, y0, x1, y1, score]`` rows."""
-    if len(boxes) == 0:
-        return boxes
-    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    keep = cv2.dnn.NMSBoxes(xywh, [float(s) for s in boxes[:, 4]], 0.0, iou)
-    return boxes[np.asarray(keep, int).reshape(-1)]
-
-
-def to_regions(boxes: np.ndarray, width: int, height: int, name: str) -> list[Region]:
-    """``[x0, y0, x1, y1, score]`` rows -> face regions, grown to whole pixels and clipped."""
-    regions = []
-    for x0, y0, x1, y1, score in boxes.tolist():
-        left, top = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-        right, bottom = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
-        if right > left and bottom > top:
-            regions.append(Region(left, top, right - left, bottom - top, score, "face", name))
-    return regions
-
-
-def tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Windows of at most ``tile`` px covering the image, neighbours sharing ``overlap`` px."""
-    return [
-        (x, y, min(x + tile, width), min(y + tile, height))
-        for y in _starts(height, tile, overlap)
-        for x in _starts(width, tile, overlap)
-    ]
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    count = -(-(size - overlap) // (tile - overlap))
-    step = (size - tile) / (count - 1)
-    return [round(i * step) for i in range(count)]
-
-
-def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
-    if abs(scale - 1.0) < 1e-6:
-        return rgb
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    return cv2.resize(rgb, size, interpolation=interp)
 
 
 # --- protobuf wire-format edit: give the graph's input/outputs symbolic dims -------------

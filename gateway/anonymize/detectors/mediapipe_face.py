@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
-from gateway.anonymize.detectors.centerface import nms, tiles, to_regions
+from gateway.anonymize.detectors.boxes import nms, tiles, to_regions
 
 NAME = "mediapipe"
 CODE_VERSION = "1"
@@ -81,7 +81,7 @@ class MediaPipeFaceDetector:
             windows += tiles(width, height, self.tile, self.overlap)
         found = [self._run(rgb, window) for window in windows]
         boxes = np.concatenate(found)
-        return to_regions(nms(boxes, _NMS_IOU), width, height, NAME)
+        return to_regions(nms(boxes, _NMS_IOU), width, height, "face", NAME)
 
     def _run(self, rgb: np.ndarray, window: tuple[int, int, int, int]) -> np.ndarray:
         """``[x0, y0, x1, y1, score]`` rows in image pixels for one window."""

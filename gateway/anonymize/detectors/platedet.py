@@ -43,6 +43,7 @@ import cv2
 import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
+from gateway.anonymize.detectors.boxes import nms, resize, tiles, to_regions
 
 NAME = "platedet"
 CODE_VERSION = "1"
@@ -120,14 +121,14 @@ class PlateDetector:
         found = [self._run(rgb)]
         if max(width, height) > self.tile_above:
             scale = min(1.0, self.max_side / max(width, height))
-            img = _resize(rgb, scale)
+            img = resize(rgb, scale)
             for x0, y0, x1, y1 in tiles(img.shape[1], img.shape[0], self.tile, self.overlap):
                 boxes = self._run(img[y0:y1, x0:x1])
                 boxes[:, [0, 2]] += x0
                 boxes[:, [1, 3]] += y0
                 boxes[:, :4] /= scale
                 found.append(boxes)
-        return to_regions(nms(np.concatenate(found), _NMS_IOU), width, height)
+        return to_regions(nms(np.concatenate(found), _NMS_IOU), width, height, "plate", NAME)
 
     def _run(self, crop: np.ndarray) -> np.ndarray:
         """One forward pass on ``crop`` letterboxed to 640; boxes in crop pixels."""
@@ -164,47 +165,3 @@ def decode(pred: np.ndarray, thr: float) -> np.ndarray:
     cx, cy, bw, bh = pred[:4, keep]
     out = np.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2, scores[keep]], 1)
     return out.reshape(-1, 5)
-
-
-def nms(boxes: np.ndarray, iou: float) -> np.ndarray:
-    """Greedy non-maximum suppression over ``[x0, y0, x1, y1, score]`` rows."""
-    if len(boxes) == 0:
-        return boxes
-    xywh = [[float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])] for b in boxes]
-    keep = cv2.dnn.NMSBoxes(xywh, [float(s) for s in boxes[:, 4]], 0.0, iou)
-    return boxes[np.asarray(keep, int).reshape(-1)]
-
-
-def to_regions(boxes: np.ndarray, width: int, height: int) -> list[Region]:
-    """``[x0, y0, x1, y1, score]`` rows -> plate regions, grown to whole pixels and clipped."""
-    regions = []
-    for x0, y0, x1, y1, score in boxes.tolist():
-        left, top = max(0, int(np.floor(x0))), max(0, int(np.floor(y0)))
-        right, bottom = min(width, int(np.ceil(x1))), min(height, int(np.ceil(y1)))
-        if right > left and bottom > top:
-            regions.append(Region(left, top, right - left, bottom - top, score, "plate", NAME))
-    return regions
-
-
-def tiles(width: int, height: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
-    """Windows of at most ``tile`` px covering the image, neighbours sharing ``overlap`` px."""
-    return [
-        (x, y, min(x + tile, width), min(y + tile, height))
-        for y in _starts(height, tile, overlap)
-        for x in _starts(width, tile, overlap)
-    ]
-
-
-def _starts(size: int, tile: int, overlap: int) -> list[int]:
-    if size <= tile:
-        return [0]
-    count = -(-(size - overlap) // (tile - overlap))
-    step = (size - tile) / (count - 1)
-    return [round(i * step) for i in range(count)]
-
-
-def _resize(rgb: np.ndarray, scale: float) -> np.ndarray:
-    if abs(scale - 1.0) < 1e-6:
-        return rgb
-    size = (max(1, round(rgb.shape[1] * scale)), max(1, round(rgb.shape[0] * scale)))
-    return cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
