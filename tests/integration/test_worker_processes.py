@@ -25,9 +25,9 @@ def _pool_workers(app: Any) -> list[int]:
 
 
 def _big_photo() -> bytes:
-    """A 4000 x 3000 JPEG: seconds of detection, time enough to kill its worker."""
+    """A 6000 x 4000 JPEG: seconds of detection, time enough to kill its worker."""
     rng = np.random.default_rng(7)
-    img = Image.fromarray(rng.integers(0, 255, (3000, 4000, 3), dtype=np.uint8))
+    img = Image.fromarray(rng.integers(0, 255, (4000, 6000, 3), dtype=np.uint8))
     buf = io.BytesIO()
     img.save(buf, "JPEG", quality=70)
     return buf.getvalue()
