@@ -1,8 +1,9 @@
 """Background execution of the pipeline.
 
 Embedded default: a pool of worker *processes* started with ``spawn``. Each builds its
-own runtime and loads the models once; the web process never decodes an upload's pixels
-or runs a model, so it stays small (a 2 GiB upload streams through it in bounded memory)
+own runtime and loads the models once; the web process never runs a model (it decodes an
+image once at upload, to refuse truncated files and bombs), so it stays small (a 2 GiB
+upload streams through it in bounded memory)
 and a native crash in a decoder cannot take the server down: the item being processed
 is quarantined (``worker_crashed``) and the pool is rebuilt. A thread pool remains for
 tests that replace pipeline functions in-process.
