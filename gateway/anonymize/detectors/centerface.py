@@ -48,6 +48,7 @@ import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
 from gateway.anonymize.detectors.boxes import nms, resize, tiles, to_regions
+from gateway.anonymize.detectors.onnx import cpu_session, read_model
 
 NAME = "centerface"
 CODE_VERSION = "1"
@@ -89,19 +90,8 @@ class CenterFaceDetector:
         overlap: int = 160,
         intra_op_num_threads: int = 1,
     ) -> None:
-        import onnxruntime as ort  # optional backend: imported only when built
-
-        path = model_path()
-        if path is None or not path.is_file():
-            raise FileNotFoundError("centerface.onnx")
-        raw = path.read_bytes()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_num_threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # warnings only; errors still raise
-        self._session = ort.InferenceSession(
-            dynamic_model(raw), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        raw = read_model(model_path(), "centerface.onnx")
+        self._session = cpu_session(dynamic_model(raw), intra_op_num_threads)
         self.threshold = threshold
         self.scales, self.tile, self.overlap = tuple(scales), tile, overlap
         self.base_scale, self.min_side = base_scale, min_side

@@ -44,6 +44,7 @@ import numpy as np
 
 from gateway.anonymize.detectors.base import Availability, DetectorInfo, Region
 from gateway.anonymize.detectors.boxes import nms, resize, tiles, to_regions
+from gateway.anonymize.detectors.onnx import cpu_session, read_model
 
 NAME = "platedet"
 CODE_VERSION = "1"
@@ -88,19 +89,8 @@ class PlateDetector:
         max_side: int = 1920,
         intra_op_num_threads: int = 1,
     ) -> None:
-        import onnxruntime as ort  # optional backend: imported only when built
-
-        path = model_path()
-        if path is None or not path.is_file():
-            raise FileNotFoundError("platedet.onnx")
-        raw = path.read_bytes()
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = intra_op_num_threads
-        opts.inter_op_num_threads = 1
-        opts.log_severity_level = 3  # warnings only; errors still raise
-        self._session = ort.InferenceSession(
-            raw, sess_options=opts, providers=["CPUExecutionProvider"]
-        )
+        raw = read_model(model_path(), "platedet.onnx")
+        self._session = cpu_session(raw, intra_op_num_threads)
         model_input = self._session.get_inputs()[0]
         self._input = model_input.name
         self._dtype = np.float16 if "float16" in model_input.type else np.float32
