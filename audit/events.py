@@ -30,6 +30,7 @@ ACTIONS: frozenset[str] = frozenset(
         "uploader:media:downloaded",
         "uploader:report:viewed",
         "custodian:original:viewed",
+        "custodian:mapping:exported",
         "admin:dataset:erased",
         "admin:key:rotated",
         "system:original:purged",

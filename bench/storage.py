@@ -204,7 +204,11 @@ def _call(port: int, method: str, path: str, token: str, body: Any = None) -> tu
 
 def _dicom_pieces(size: int) -> Iterator[bytes]:
     """A DICOM Part 10 file of ``size`` bytes, generated 1 MiB at a time."""
-    first, zeros = bytes(128) + b"DICM" + bytes(MiB - 132), bytes(MiB)
+    # preamble, "DICM", then the start of a file meta group (0002,0000) UL: what the
+    # upload check looks at; the pipeline quarantines the rest as unreadable.
+    meta = b"\x02\x00\x00\x00UL\x04\x00\x00\x00\x00\x00"
+    first = bytes(128) + b"DICM" + meta + bytes(MiB - 132 - len(meta))
+    zeros = bytes(MiB)
     sent = 0
     while sent < size:
         piece = (first if sent == 0 else zeros)[: size - sent]

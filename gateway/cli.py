@@ -219,7 +219,32 @@ def storage_collect(grace_minutes: int) -> None:
     click.echo(f"{expired} expired originals purged, {orphans} orphaned blobs removed")
 
 
-@main.command("anonymize", help="Anonymize image files or folders offline into --out.")
+def _pseudonym_secret(secret_file: str | None) -> bytes:
+    """The DICOM pseudonym secret: from --secret-file, else the key provider's."""
+    from pathlib import Path
+
+    from gateway.anonymize.batch import UsageError
+    from gateway.anonymize.dicom import SECRET_NAME
+    from gateway.storage.factory import build_keys
+
+    if secret_file is not None:
+        try:
+            value = Path(secret_file).read_bytes().strip()
+        except OSError as exc:
+            raise UsageError(f"cannot read --secret-file: {exc.strerror}") from None
+        if len(value) < 16:
+            raise UsageError("--secret-file must hold at least 16 bytes")
+        return value
+    settings = _settings()
+    try:
+        return build_keys(settings).secret(SECRET_NAME)
+    except (GatewayError, OSError, ValueError):
+        raise UsageError("DICOM inputs need the pseudonym secret: run `gateway init` (or "
+                         "configure the key provider), or pass --secret-file") from None
+
+
+@main.command("anonymize",
+              help="Anonymize image and DICOM files or folders offline into --out.")
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--out", "out", required=True, type=click.Path(),
               help="Output folder; inputs are mirrored at the same relative paths.")
@@ -228,8 +253,11 @@ def storage_collect(grace_minutes: int) -> None:
               help="Write a JSON report of every item here.")
 @click.option("--workers", type=click.IntRange(min=1),
               help="Worker processes for folders (default: one per CPU).")
+@click.option("--secret-file", "secret_file", type=click.Path(dir_okay=False),
+              help="DICOM: file holding the pseudonym secret (>= 16 bytes). Default: the "
+                   "configured key provider's, so results match the server's.")
 def anonymize(paths: tuple[str, ...], out: str, policy: str | None, report: str | None,
-              workers: int | None) -> None:
+              workers: int | None, secret_file: str | None) -> None:
     """Exit 0: every supported input anonymized; 3: any quarantined; 2: usage error."""
     from pathlib import Path
 
@@ -241,7 +269,7 @@ def anonymize(paths: tuple[str, ...], out: str, policy: str | None, report: str 
         plan = batch.plan([Path(p) for p in paths], Path(out))
         if report is not None:
             batch.check_report_path(Path(report), plan)
-        result = batch.run(plan, policy, workers)
+        result = batch.run(plan, policy, workers, lambda: _pseudonym_secret(secret_file))
     except batch.UsageError as exc:
         _fail(str(exc), 2)
     except PolicyError as exc:

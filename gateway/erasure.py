@@ -36,7 +36,7 @@ def erase_dataset(runtime: Runtime, session: Session,
         mark_destroyed(blob)
     session.execute(update(Item).where(Item.dataset_id == dataset.id)
                     .values(status="erased", original_id=None, derivative_id=None,
-                            report_id=None, updated_at=utcnow()))
+                            report_id=None, mapping_id=None, updated_at=utcnow()))
     dataset.erased_at = utcnow()
     certificate = {
         "scope_key": keys[0].id,

@@ -15,11 +15,13 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from audit import Event
+from gateway.anonymize.dicom import anonymize_dicom
 from gateway.anonymize.image import anonymize_image
 from gateway.auditing import record
 from gateway.db.models import Item, SealedBlob, utcnow
 from gateway.erasure import delete_bytes
-from gateway.errors import AnonymizationFailed, GatewayError
+from gateway.errors import AnonymizationFailed, GatewayError, InvalidUpload
+from gateway.pseudonym_map import seal_mapping
 from gateway.retention import purge_original
 from gateway.runtime import Runtime
 from gateway.sealing import blob_context, keep_blob, open_blob, seal_blob
@@ -34,15 +36,17 @@ def process_item(runtime: Runtime, item_id: str) -> str:
         return "skipped"
     started = time.perf_counter()
     try:
-        derivative, report = _anonymize(runtime, item_id)
+        derivative, report, mapping = _anonymize(runtime, item_id)
     except AnonymizationFailed as exc:
         return quarantine(runtime, item_id, exc.reason)
+    except InvalidUpload as exc:
+        return quarantine(runtime, item_id, str(exc.extensions.get("reason", exc.code)))
     except GatewayError as exc:
         return quarantine(runtime, item_id, exc.code)
     except Exception as exc:  # noqa: BLE001 - fail closed on the unforeseen
         log.error("pipeline.unexpected_error", item_id=item_id, error_type=type(exc).__name__)
         return quarantine(runtime, item_id, "internal_error")
-    status = _mark_ready(runtime, item_id, derivative, report)
+    status = _mark_ready(runtime, item_id, derivative, report, mapping)
     log.info("pipeline.done", item_id=item_id, status=status,
              ms=round((time.perf_counter() - started) * 1000))
     return status
@@ -69,36 +73,45 @@ def _claim(runtime: Runtime, item_id: str) -> bool:
     return True
 
 
-def _anonymize(runtime: Runtime, item_id: str) -> tuple[SealedBlob, SealedBlob]:
+def _anonymize(runtime: Runtime,
+               item_id: str) -> tuple[SealedBlob, SealedBlob, SealedBlob | None]:
     with runtime.session() as session:
         item = session.get(Item, item_id)
         original = session.get(SealedBlob, item.original_id) if item else None
         if item is None or original is None:
             raise AnonymizationFailed("original_missing")
         session.expunge_all()
-    if item.media_type == DICOM_MIME:
-        # Fail closed until the DICOM engine exists: sealed, never served.
-        raise AnonymizationFailed("dicom_engine_unavailable")
     data = b"".join(open_blob(runtime, original))
-    result = anonymize_image(data, runtime.policy.image)
-    report = dict(result.report)
+    patients: dict[str, str] = {}
+    if item.media_type == DICOM_MIME:
+        dicom = anonymize_dicom(data, runtime.policy, runtime.pseudonymizer())
+        out, engine_report, patients = dicom.data, dicom.report, dicom.patients
+    else:
+        image = anonymize_image(data, runtime.policy.image)
+        out, engine_report = image.data, image.report
+    report = dict(engine_report)
     report["policy_ref"] = {"id": runtime.policy.id, "sha256": runtime.policy.sha256}
-    derivative = seal_blob(runtime, [result.data], blob_context(item.dataset_id, "derivative"))
+    derivative = seal_blob(runtime, [out], blob_context(item.dataset_id, "derivative"))
     report_bytes = json.dumps(report, sort_keys=True).encode()
     sealed_report = seal_blob(runtime, [report_bytes], blob_context(item.dataset_id, "report"))
-    return derivative, sealed_report
+    mapping = seal_mapping(runtime, item.dataset_id, patients) if patients else None
+    return derivative, sealed_report, mapping
 
 
-def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: SealedBlob) -> str:
+def _mark_ready(runtime: Runtime, item_id: str, derivative: SealedBlob, report: SealedBlob,
+                mapping: SealedBlob | None = None) -> str:
     with runtime.session() as session:
         item = session.get(Item, item_id)
         assert item is not None
         keep_blob(session, derivative)
         keep_blob(session, report)
+        if mapping is not None:
+            keep_blob(session, mapping)
         session.flush()
         item.status = "ready"
         item.derivative_id = derivative.id
         item.report_id = report.id
+        item.mapping_id = mapping.id if mapping is not None else None
         item.updated_at = utcnow()
         record(session, runtime.audit, Event(
             action="system:item:anonymized", actor_role="system", object_type="item",

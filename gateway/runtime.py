@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from audit.store import SqlAuditStore
 from gateway.anonymize.detectors import registry
+from gateway.anonymize.dicom.pseudonyms import SECRET_NAME as PSEUDONYM_SECRET
+from gateway.anonymize.dicom.pseudonyms import Pseudonymizer
 from gateway.config import Settings
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.errors import ConfigError, DetectorUnavailable, ServiceUnavailable
@@ -42,6 +44,11 @@ class Runtime:
 
     def session(self) -> Session:
         return self.sessions()
+
+    def pseudonymizer(self) -> Pseudonymizer:
+        """Keyed UIDs, patient pseudonyms and date shifts: one secret for the deployment,
+        held by the key provider, so results agree across processes and restarts."""
+        return Pseudonymizer(self.keys.secret(PSEUDONYM_SECRET), self.policy.dicom.date_shift_days)
 
     def readiness(self) -> dict[str, str]:
         """Check database, storage and keys; each answers "ok" or a short reason code."""

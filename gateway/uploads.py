@@ -17,6 +17,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
+from gateway.anonymize.dicom import HEAD, looks_like_dicom
 from gateway.anonymize.inspect import inspect_image, sniff
 from gateway.db.models import SealedBlob
 from gateway.errors import InvalidRequest, InvalidUpload, UnsupportedMediaType, UploadTooLarge
@@ -25,8 +26,6 @@ from gateway.sealing import blob_context, discard_blob, open_blob, seal_blob
 
 READ_CHUNK = 64 * 1024
 FILE_FIELD = "file"
-HEAD = 132  # enough for every signature we sniff (DICOM's sits at offset 128)
-DICOM_MAGIC = b"DICM"
 DICOM_MIME = "application/dicom"
 
 
@@ -94,10 +93,8 @@ def _peek(chunks: Iterator[bytes], size: int) -> tuple[bytes, Iterator[bytes]]:
 
 
 def media_kind(head: bytes) -> str | None:
-    """An image format name, "DICOM" (Part 10 file: 'DICM' after the preamble), or None."""
-    if head[128:132] == DICOM_MAGIC:
-        return "DICOM"
-    return sniff(head)
+    """An image format name, "DICOM" (Part 10 or a bare dataset), or None."""
+    return "DICOM" if looks_like_dicom(head) else sniff(head)
 
 
 def receive_upload(
@@ -107,8 +104,10 @@ def receive_upload(
 
     Images are decoded completely before the upload is accepted (truncated files and
     decompression bombs are refused); their encoded size is capped at 8 bytes a pixel of
-    the policy's pixel limit. DICOM files are accepted on their Part 10 header; the
-    pipeline handles them (or quarantines them, fail closed).
+    the policy's pixel limit. DICOM files are accepted on a Part 10 preamble followed by
+    file meta, or a bare dataset's first element; parsing them (which can take long on a
+    hostile file) is the pipeline's work, off the web worker: an unreadable file, or one
+    without SOP Class and Instance UIDs, is quarantined with that reason.
     """
     chunks = _limited(multipart_file_chunks(stream, content_type),
                       runtime.settings.max_upload_bytes)

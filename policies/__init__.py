@@ -7,10 +7,21 @@ This package imports nothing from ``gateway``. A bad policy is refused with a pr
 
 from policies.errors import PolicyError
 from policies.loader import DEFAULT_POLICY, load_policy, parse_policy
-from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy, Retention
+from policies.model import (
+    BurnedInText,
+    DetectorSpec,
+    DicomPolicy,
+    ImagePolicy,
+    LeakGate,
+    MaskSpec,
+    Policy,
+    Retention,
+)
 
 __all__ = [
     "DEFAULT_POLICY",
+    "BurnedInText",
+    "DicomPolicy",
     "DetectorSpec",
     "ImagePolicy",
     "LeakGate",

@@ -10,11 +10,22 @@ from typing import Any
 
 import yaml
 
+from policies.dicom import EXCLUSIVE, OPTIONS, PROFILE
 from policies.errors import PolicyError
-from policies.model import DetectorSpec, ImagePolicy, LeakGate, MaskSpec, Policy, Retention
+from policies.model import (
+    BurnedInText,
+    DetectorSpec,
+    DicomPolicy,
+    ImagePolicy,
+    LeakGate,
+    MaskSpec,
+    Policy,
+    Retention,
+)
 
 MASK_STYLES = ("pixelate", "solid")
 RETENTION = ("discard", "expire", "keep")
+TEXT_MASKS = ("all", "header_values")
 DEFAULT_POLICY = "default"
 
 
@@ -38,15 +49,80 @@ def load_policy(source: str | Path | None = None) -> Policy:
 
 
 def parse_policy(data: Any) -> Policy:
-    top = _mapping(data, "policy", required={"id", "version", "image"}, optional={"retention"})
+    top = _mapping(data, "policy", required={"id", "version", "image"},
+                   optional={"retention", "dicom"})
     policy_id = _string(top["id"], "id")
     version = _integer(top["version"], "version", minimum=1)
     image = _image(top["image"], "image")
     retention = _retention(top.get("retention", {"originals": "keep"}), "retention")
+    dicom = _dicom(top["dicom"] if "dicom" in top else _default_dicom(), "dicom")
     canonical = json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return Policy(id=policy_id, version=version, image=image, retention=retention,
-                  sha256=digest)
+                  dicom=dicom, sha256=digest)
+
+
+def _default_dicom() -> dict[str, Any]:
+    """A policy without a dicom section gets the built-in default policy's."""
+    text = resources.files("policies").joinpath("default.yaml").read_text("utf-8")
+    return dict(yaml.safe_load(text)["dicom"])
+
+
+def _dicom(value: Any, path: str) -> DicomPolicy:
+    m = _mapping(value, path, required={"profile", "options", "burned_in_text"},
+                 optional={"date_shift_days", "photographic"})
+    profile = _string(m["profile"], f"{path}.profile")
+    if profile != PROFILE:
+        raise PolicyError(f"{path}.profile: {profile!r} is not the bundled {PROFILE!r}")
+    options = m["options"]
+    if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
+        raise PolicyError(f"{path}.options: must be a list of option names")
+    for i, option in enumerate(options):
+        if option not in OPTIONS:
+            raise PolicyError(f"{path}.options[{i}]: {option!r} is not a PS3.15 option "
+                              f"(allowed: {', '.join(sorted(OPTIONS))})")
+    if all(o in options for o in EXCLUSIVE):
+        raise PolicyError(f"{path}.options: {EXCLUSIVE[0]!r} and {EXCLUSIVE[1]!r} exclude "
+                          "each other")
+    shift = m.get("date_shift_days", [-3650, -365])
+    if (not isinstance(shift, list) or len(shift) != 2
+            or not all(isinstance(d, int) and not isinstance(d, bool) for d in shift)
+            or shift[0] > shift[1] or 0 in range(shift[0], shift[1] + 1)):
+        raise PolicyError(f"{path}.date_shift_days: must be [low, high] integers, low <= high, "
+                          "not including 0 (every date must move)")
+    return DicomPolicy(
+        profile=profile,
+        options=frozenset(options),
+        date_shift_days=(shift[0], shift[1]),
+        burned_in_text=_burned_in(m["burned_in_text"], f"{path}.burned_in_text"),
+        photographic=_upper_list(m.get("photographic", []), f"{path}.photographic"),
+    )
+
+
+def _burned_in(value: Any, path: str) -> BurnedInText:
+    m = _mapping(value, path, required={"modalities", "image_types", "sop_classes", "mask"},
+                 optional={"min_confidence", "padding"})
+    mask = _string(m["mask"], f"{path}.mask")
+    if mask not in TEXT_MASKS:
+        allowed = ", ".join(repr(s) for s in TEXT_MASKS)
+        raise PolicyError(f"{path}.mask: {mask!r} is not one of {allowed}")
+    confidence = _integer(m.get("min_confidence", 30), f"{path}.min_confidence", minimum=0)
+    if confidence > 100:
+        raise PolicyError(f"{path}.min_confidence: must be <= 100")
+    return BurnedInText(
+        modalities=_upper_list(m["modalities"], f"{path}.modalities"),
+        image_types=_upper_list(m["image_types"], f"{path}.image_types"),
+        sop_classes=_upper_list(m["sop_classes"], f"{path}.sop_classes"),
+        mask=mask,
+        min_confidence=confidence,
+        padding=_integer(m.get("padding", 2), f"{path}.padding", minimum=0),
+    )
+
+
+def _upper_list(value: Any, path: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise PolicyError(f"{path}: must be a list of non-empty strings")
+    return tuple(v.strip().upper() for v in value)
 
 
 def _image(value: Any, path: str) -> ImagePolicy:

@@ -125,3 +125,59 @@ def raw_multipart(data: bytes) -> dict[str, Any]:
             b"Content-Type: application/octet-stream\r\n\r\n")
     body = head + data + b"\r\n--b0undary--\r\n"
     return {"data": body, "content_type": "multipart/form-data; boundary=b0undary"}
+
+
+def ct_instance(patient_id: str = "MRN-0042-7781", name: str = "Fictional^Harriet",
+                study_uid: str = "1.2.826.0.1.3680043.8.498.100",
+                sop_uid: str = "1.2.826.0.1.3680043.8.498.100.1",
+                referenced_uid: str | None = None) -> bytes:
+    """A small CT Image Storage file with patient data (fake), nested sequences and a
+    private block; ``referenced_uid`` adds a ReferencedImageSequence pointing at another
+    instance of the study. CT, ORIGINAL/PRIMARY: no pixel cleaning is triggered."""
+    import io as _io
+
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2"
+    meta.MediaStorageSOPInstanceUID = sop_uid
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID = meta.MediaStorageSOPClassUID
+    ds.SOPInstanceUID = sop_uid
+    ds.StudyInstanceUID = study_uid
+    ds.SeriesInstanceUID = study_uid + ".2"
+    ds.FrameOfReferenceUID = study_uid + ".3"
+    ds.Modality = "CT"
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "AXIAL"]
+    ds.PatientName = name
+    ds.PatientID = patient_id
+    ds.PatientBirthDate = "19610704"
+    ds.AccessionNumber = "ACC77120934"
+    ds.InstitutionName = "Saint Fictional Hospital"
+    ds.ReferringPhysicianName = "Doctor^Imaginary"
+    ds.StudyDate, ds.StudyTime = "20240102", "233000"
+    ds.SeriesDate, ds.SeriesTime = "20240103", "001500"
+    ds.StudyDescription = "CT HEAD for Fictional Harriet"
+    ds.DeviceSerialNumber = "SN-99812"
+    proc = Dataset()
+    proc.PerformedProcedureStepID = "PPS-5521"
+    proc.RequestingPhysician = "Doctor^Imaginary"
+    ds.RequestAttributesSequence = [proc]
+    if referenced_uid is not None:
+        ref = Dataset()
+        ref.ReferencedSOPClassUID = ds.SOPClassUID
+        ref.ReferencedSOPInstanceUID = referenced_uid
+        ds.ReferencedImageSequence = [ref]
+    block = ds.private_block(0x0011, "ACME 1.0", create=True)
+    block.add_new(0x01, "LO", "Harriet secret note")
+    ds.Rows = ds.Columns = 16
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = bytes(range(256)) * 2
+    buf = _io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()

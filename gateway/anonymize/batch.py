@@ -1,4 +1,8 @@
-"""Offline batch anonymization: files in, anonymized files out, no server, no keys.
+"""Offline batch anonymization: files in, anonymized files out, no server.
+
+Images need no keys. DICOM files (recognized by content) need the deployment's pseudonym
+secret, so that UIDs and patient pseudonyms match what the server produces: the CLI
+passes a callable that reads it from the configured key provider (or ``--secret-file``).
 
 ``gateway anonymize PATH... --out DIR`` is built from the small steps here:
 
@@ -36,7 +40,7 @@ import os
 import stat
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -44,9 +48,10 @@ from pathlib import Path
 from typing import Any
 
 from gateway.anonymize.detectors import registry
+from gateway.anonymize.dicom import HEAD, Pseudonymizer, anonymize_dicom, looks_like_dicom
 from gateway.anonymize.image import anonymize_image
 from gateway.errors import AnonymizationFailed, InvalidUpload, UnsupportedMediaType
-from policies import ImagePolicy, Policy, load_policy
+from policies import Policy, load_policy
 
 OK = "ok"
 QUARANTINED = "quarantined"
@@ -197,14 +202,26 @@ def _refuse_collisions(jobs: Iterable[Job]) -> None:
 # --------------------------------------------------------------------------- one item
 
 
-def anonymize_file(job: Job, policy: ImagePolicy) -> Outcome:
-    """Anonymize one file; never raises for a bad item, only returns its outcome."""
+def anonymize_file(job: Job, policy: Policy, secret: Callable[[], bytes] | None = None) -> Outcome:
+    """Anonymize one file; never raises for a bad item, only returns its outcome.
+
+    The engine is chosen by content: DICOM (Part 10 or a bare dataset) goes to the DICOM
+    engine with the pseudonym secret ``secret()`` returns, anything else to the image one.
+    """
     try:
         data = job.source.read_bytes()
     except OSError:
         return _quarantine(job, "read_failed")
     try:
-        result = anonymize_image(data, policy)
+        if looks_like_dicom(data[:HEAD]):
+            if secret is None:
+                return _quarantine(job, "pseudonym_secret_unavailable")
+            dicom = anonymize_dicom(data, policy, Pseudonymizer(
+                secret(), policy.dicom.date_shift_days))
+            result_data, report = dicom.data, dicom.report
+        else:
+            image = anonymize_image(data, policy.image)
+            result_data, report = image.data, image.report
     except UnsupportedMediaType:
         _remove_stale(job.target)
         return Outcome(job.rel, None, SKIPPED, "unsupported_type")
@@ -215,10 +232,10 @@ def anonymize_file(job: Job, policy: ImagePolicy) -> Outcome:
     except Exception:  # an engine bug: fail closed; its text may echo content
         return _quarantine(job, "internal_error")
     try:
-        write_atomic(job.target, result.data)
+        write_atomic(job.target, result_data)
     except OSError:
         return _quarantine(job, "write_failed")
-    return Outcome(job.rel, job.rel, OK, None, result.report)
+    return Outcome(job.rel, job.rel, OK, None, report)
 
 
 def _quarantine(job: Job, reason: str) -> Outcome:
@@ -267,45 +284,72 @@ def prepare_policy(source: str | None) -> Policy:
     return policy
 
 
-def run(plan_: Plan, policy_source: str | None, workers: int | None = None) -> BatchResult:
-    """Anonymize every planned file; outcomes are sorted by input path."""
+def run(plan_: Plan, policy_source: str | None, workers: int | None = None,
+        secret: Callable[[], bytes] | None = None) -> BatchResult:
+    """Anonymize every planned file; outcomes are sorted by input path.
+
+    ``secret`` gives the pseudonym secret; it is asked for once, and only when an input
+    is DICOM (an image-only run needs no keys).
+    """
     policy = prepare_policy(policy_source)
     n = min(workers or os.cpu_count() or 1, len(plan_.jobs))
+    key = _secret_if_needed(plan_, secret)
     start = time.perf_counter()
     if n <= 1:
         registry.warm_up(policy.image)
-        outcomes = [anonymize_file(job, policy.image) for job in plan_.jobs]
+        outcomes = [anonymize_file(job, policy, key) for job in plan_.jobs]
     else:
-        outcomes = _run_pool(plan_.jobs, policy.image, n)
+        outcomes = _run_pool(plan_.jobs, policy, n, key)
     seconds = time.perf_counter() - start
     items = sorted([*plan_.skipped, *outcomes], key=lambda item: item.input)
     return BatchResult(policy, items, seconds)
 
 
-_worker_policy: ImagePolicy | None = None
+def _secret_if_needed(plan_: Plan,
+                      secret: Callable[[], bytes] | None) -> Callable[[], bytes] | None:
+    if secret is None or not any(_is_dicom(job.source) for job in plan_.jobs):
+        return None
+    value = secret()  # raises UsageError if it cannot be had
+    return lambda: value
 
 
-def _init_worker(policy: ImagePolicy) -> None:
+def _is_dicom(path: Path) -> bool:
+    try:
+        with path.open("rb") as fh:
+            return looks_like_dicom(fh.read(HEAD))
+    except OSError:
+        return False
+
+
+_worker_policy: Policy | None = None
+_worker_secret: bytes | None = None
+
+
+def _init_worker(policy: Policy, secret: bytes | None) -> None:
     """Pool initializer: take the parsed policy and load its models once per worker.
 
     The policy travels already parsed (a frozen dataclass), so every worker runs exactly
     the policy whose id and hash the report records, even if its file changes meanwhile.
     """
-    global _worker_policy
-    registry.warm_up(policy)
+    global _worker_policy, _worker_secret
+    registry.warm_up(policy.image)
     _worker_policy = policy
+    _worker_secret = secret
 
 
 def _work(job: Job) -> Outcome:
     if _worker_policy is None:
         raise RuntimeError("worker used without its initializer")
-    return anonymize_file(job, _worker_policy)
+    secret = _worker_secret
+    return anonymize_file(job, _worker_policy, None if secret is None else lambda: secret)
 
 
-def _run_pool(jobs: list[Job], policy: ImagePolicy, workers: int) -> list[Outcome]:
+def _run_pool(jobs: list[Job], policy: Policy, workers: int,
+              secret: Callable[[], bytes] | None) -> list[Outcome]:
     ctx = multiprocessing.get_context("spawn")
+    initargs = (policy, secret() if secret is not None else None)
     with ProcessPoolExecutor(max_workers=workers, mp_context=ctx,
-                             initializer=_init_worker, initargs=(policy,)) as pool:
+                             initializer=_init_worker, initargs=initargs) as pool:
         try:
             return list(pool.map(_work, jobs, chunksize=1))
         except BrokenProcessPool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from sqlalchemy import select
 from werkzeug.exceptions import RequestEntityTooLarge
 
@@ -16,6 +16,7 @@ from gateway.auth.roles import sees_all_datasets
 from gateway.db.models import Dataset, Item
 from gateway.erasure import delete_bytes, erase_dataset
 from gateway.errors import Gone, UploadTooLarge
+from gateway.pseudonym_map import mapping_csv, mapping_pairs
 from gateway.sealing import DATASET, discard_blob, keep_blob
 from gateway.uploads import receive_upload
 
@@ -74,6 +75,23 @@ def erase(dataset_id: str) -> Any:
     context.session().commit()
     delete_bytes(rt, blob_keys)
     return jsonify({"dataset_id": ds.id, **certificate})
+
+
+@endpoint(bp, "GET", "/<dataset_id>/pseudonym-map", permission="mapping:read",
+          event="custodian:mapping:exported",
+          summary="Export the DICOM patient id mapping as CSV id_old,id_new (identifying!)",
+          responses={200: ("text/csv with the header id_old,id_new", None)})
+def pseudonym_map(dataset_id: str) -> Any:
+    rt = context.runtime()
+    ds = visible_dataset(dataset_id)
+    if ds.erased_at is not None:
+        raise Gone("the dataset was erased", reason="erased")
+    pairs = mapping_pairs(rt, context.session(), ds.id)
+    context.audit_ok(object_type="dataset", object_id=ds.id, dataset_id=ds.id,
+                     refs={"rows": str(len(pairs))})
+    headers = {"Content-Disposition": f'attachment; filename="{ds.id}-pseudonyms.csv"',
+               "Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+    return Response(mapping_csv(pairs), mimetype="text/csv", headers=headers)
 
 
 @endpoint(bp, "POST", "/<dataset_id>/items", permission="items:create",

@@ -16,6 +16,7 @@ PERMISSIONS = frozenset(
         "items:read",
         "media:read",  # anonymized derivatives and their reports
         "originals:read",  # sealed originals: never an annotation endpoint
+        "mapping:read",  # DICOM pseudonym map (original patient ids): custodians only
         "audit:read",
         "datasets:erase",  # crypto-shredding: destroys a dataset's key
         "users:manage",

@@ -137,6 +137,8 @@ class Item(Base):
     original_id: Mapped[str | None] = mapped_column(ForeignKey("sealed_blobs.id"))
     derivative_id: Mapped[str | None] = mapped_column(ForeignKey("sealed_blobs.id"))
     report_id: Mapped[str | None] = mapped_column(ForeignKey("sealed_blobs.id"))
+    # DICOM: the sealed old -> new patient id pairs (see gateway.pseudonym_map)
+    mapping_id: Mapped[str | None] = mapped_column(ForeignKey("sealed_blobs.id"))
     uploaded_by: Mapped[str] = mapped_column(ForeignKey("principals.id"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -33,6 +33,8 @@ CALLS: dict[tuple[str, str], Callable[[Ids], tuple[str, dict[str, Any]]]] = {
         f"/v1/datasets/{ids['dataset']}/items",
         {"data": {"file": (io.BytesIO(face_photo_jpeg()), "a.jpg")},
          "content_type": "multipart/form-data"}),
+    ("GET", "/v1/datasets/<dataset_id>/pseudonym-map"): lambda ids: (
+        f"/v1/datasets/{ids['dataset']}/pseudonym-map", {}),
     ("GET", "/v1/datasets/<dataset_id>/items"): lambda ids: (
         f"/v1/datasets/{ids['dataset']}/items", {}),
     ("GET", "/v1/items/<item_id>"): lambda ids: (f"/v1/items/{ids['item']}", {}),

@@ -166,8 +166,8 @@ def test_sealed_blobs_hold_no_plaintext(client: Any, admin_token: str,
         assert not shares_run(sealed, original, 64)
 
 
-def test_dicom_is_sealed_but_quarantined_until_its_engine_exists(client: Any,
-                                                                 admin_token: str) -> None:
+def test_dicom_that_cannot_be_parsed_is_quarantined_with_its_reason(client: Any,
+                                                                   admin_token: str) -> None:
     from tests.helpers import dicom_like
 
     dataset = _dataset(client, admin_token)
@@ -176,4 +176,4 @@ def test_dicom_is_sealed_but_quarantined_until_its_engine_exists(client: Any,
     assert resp.get_json()["media_type"] == "application/dicom"
     done = wait_for_status(client, admin_token, resp.get_json()["id"])
     assert (done["status"], done["quarantine_reason"]) == ("quarantined",
-                                                           "dicom_engine_unavailable")
+                                                           "dicom_no_sop_instance")
