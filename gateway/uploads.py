@@ -71,7 +71,7 @@ def multipart_file_chunks(stream: IO[bytes], content_type: str | None) -> Iterat
         raise InvalidRequest("the request has no file part named 'file'", reason="no_file")
 
 
-def _limited(chunks: Iterator[bytes], limit: int, what: str = "the file") -> Iterator[bytes]:
+def limited(chunks: Iterator[bytes], limit: int, what: str = "the file") -> Iterator[bytes]:
     total = 0
     for chunk in chunks:
         total += len(chunk)
@@ -109,7 +109,7 @@ def receive_upload(
     hostile file) is the pipeline's work, off the web worker: an unreadable file, or one
     without SOP Class and Instance UIDs, is quarantined with that reason.
     """
-    chunks = _limited(multipart_file_chunks(stream, content_type),
+    chunks = limited(multipart_file_chunks(stream, content_type),
                       runtime.settings.max_upload_bytes)
     head, chunks = _peek(chunks, HEAD)
     if not head:
@@ -120,7 +120,7 @@ def receive_upload(
             "not a supported type (JPEG, PNG, WebP, TIFF, BMP or DICOM Part 10 expected)",
             reason="unsupported_type")
     if kind != "DICOM":
-        chunks = _limited(chunks, runtime.policy.image.max_pixels * 8, "an image")
+        chunks = limited(chunks, runtime.policy.image.max_pixels * 8, "an image")
     blob = seal_blob(runtime, chunks, blob_context(dataset_id, "original"))
     try:
         if kind == "DICOM":

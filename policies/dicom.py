@@ -34,12 +34,14 @@ PROFILE = "ps3.15-2024b"
 # option name in policies -> (Table E.1-1 column, CID 7050 code, code meaning)
 OPTIONS: dict[str, tuple[str | None, str, str]] = {
     "clean_pixel_data": (None, "113101", "Clean Pixel Data Option"),
-    "clean_recognizable_visual_features": (None, "113102", "Clean Recognizable Visual Features Option"),
+    "clean_recognizable_visual_features": (
+        None, "113102", "Clean Recognizable Visual Features Option"),
     "clean_graphics": ("cleanGraphOpt", "113103", "Clean Graphics Option"),
     "clean_structured_content": ("cleanStructContOpt", "113104", "Clean Structured Content Option"),
     "clean_descriptors": ("cleanDescOpt", "113105", "Clean Descriptors Option"),
     "retain_longitudinal_full_dates": (
-        "rtnLongFullDatesOpt", "113106", "Retain Longitudinal Temporal Information Full Dates Option"),
+        "rtnLongFullDatesOpt", "113106",
+        "Retain Longitudinal Temporal Information Full Dates Option"),
     "retain_longitudinal_modified_dates": (
         "rtnLongModifDatesOpt", "113107",
         "Retain Longitudinal Temporal Information Modified Dates Option"),

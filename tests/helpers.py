@@ -181,3 +181,20 @@ def ct_instance(patient_id: str = "MRN-0042-7781", name: str = "Fictional^Harrie
     buf = _io.BytesIO()
     ds.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
+
+
+def study_zip(extra: dict[str, bytes] | None = None) -> bytes:
+    """A zip of two CT instances of one study, the second referring to the first."""
+    import io as _io
+    import zipfile
+
+    first = "1.2.826.0.1.3680043.8.498.100.1"
+    members = {"Fictional_Harriet/CT1.dcm": ct_instance(sop_uid=first),
+               "Fictional_Harriet/CT2.dcm": ct_instance(sop_uid=first[:-1] + "2",
+                                                        referenced_uid=first),
+               **(extra or {})}
+    buf = _io.BytesIO()
+    with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    return buf.getvalue()

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from flask import Flask, Response, g
 
-from gateway.api import audit_log, context, datasets, health, items, openapi
+from gateway.api import (
+    assignments,
+    audit_log,
+    context,
+    datasets,
+    health,
+    items,
+    openapi,
+    projects,
+)
 from gateway.api.problems import register_error_handlers
 
-BLUEPRINTS = (health.bp, openapi.bp, datasets.bp, items.bp, audit_log.bp)
+BLUEPRINTS = (health.bp, openapi.bp, datasets.bp, items.bp, audit_log.bp, projects.bp,
+              assignments.bp)
 
 
 def register_api(app: Flask) -> None:

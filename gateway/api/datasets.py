@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Callable
 from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
@@ -15,10 +17,11 @@ from gateway.api.serializers import dataset_json, item_json
 from gateway.auth.roles import sees_all_datasets
 from gateway.db.models import Dataset, Item
 from gateway.erasure import delete_bytes, erase_dataset
-from gateway.errors import Gone, UploadTooLarge
+from gateway.errors import Gone, UnsupportedMediaType, UploadTooLarge
 from gateway.pseudonym_map import mapping_csv, mapping_pairs
 from gateway.sealing import DATASET, discard_blob, keep_blob
-from gateway.uploads import receive_upload
+from gateway.studies import is_zip, seal_members
+from gateway.uploads import DICOM_MIME, limited, multipart_file_chunks, receive_upload
 
 bp = Blueprint("datasets", __name__, url_prefix="/v1/datasets")
 
@@ -103,37 +106,91 @@ def pseudonym_map(dataset_id: str) -> Any:
                            schemas.ITEM)})
 def upload_item(dataset_id: str) -> Any:
     rt = context.runtime()
+    ds = _writable_dataset(dataset_id)
+    body = _request_body(rt)
+    blob, media_type = receive_upload(rt, body, request.content_type, ds.id)
+    item = _store_items(rt, ds.id, [(blob, media_type)], lambda items: context.audit_ok(
+        object_type="item", object_id=items[0].id, dataset_id=ds.id,
+        content_sha256=blob.sha256, policy_sha256=rt.policy.sha256))[0]
+    if rt.jobs is not None:
+        rt.jobs.submit(item.id)
+    return jsonify(item_json(item)), 202, {"Location": f"/v1/items/{item.id}"}
+
+
+@endpoint(bp, "POST", "/<dataset_id>/studies", permission="items:create",
+          event="uploader:study:uploaded",
+          summary="Upload a study as one zip archive (multipart/form-data, part 'file'): "
+                  "every DICOM member becomes an item; UID relations are kept",
+          body=None, request_media="multipart/form-data",
+          responses={202: ("Accepted: the items created and how many members were skipped",
+                           schemas.STUDY_UPLOAD)})
+def upload_study(dataset_id: str) -> Any:
+    rt = context.runtime()
+    ds = _writable_dataset(dataset_id)
+    body = _request_body(rt)
+    archive = b"".join(limited(multipart_file_chunks(body, request.content_type),
+                               rt.settings.max_upload_bytes))
+    if not is_zip(archive[:4]):
+        raise UnsupportedMediaType("send the study as a zip archive",
+                                   reason="unsupported_type")
+    unpacked = seal_members(rt, archive, ds.id)
+    del archive
+
+    def audit(items: list[Item]) -> None:
+        ids = "\n".join(sorted(i.id for i in items)).encode()
+        context.audit_ok(object_type="dataset", object_id=ds.id, dataset_id=ds.id,
+                         policy_sha256=rt.policy.sha256,
+                         refs={"items": str(len(items)), "skipped": str(unpacked.skipped),
+                               "items_sha256": hashlib.sha256(ids).hexdigest()})
+
+    items = _store_items(rt, ds.id, [(b, DICOM_MIME) for b in unpacked.blobs], audit)
+    if rt.jobs is not None:
+        for item in items:
+            rt.jobs.submit(item.id)
+    return jsonify({"items": [item_json(i) for i in items], "skipped": unpacked.skipped}), 202
+
+
+def _writable_dataset(dataset_id: str) -> Dataset:
     ds = visible_dataset(dataset_id)
     if ds.erased_at is not None:
         raise Gone("the dataset was erased", reason="erased")
     # Close the read transaction before streaming: on SQLite it holds the write lock.
     context.session().commit()
+    return ds
+
+
+def _request_body(rt: Any) -> Any:
     try:
-        body = request.stream
+        return request.stream
     except RequestEntityTooLarge:  # Content-Length above the limit: refused before reading
         raise UploadTooLarge(f"the file exceeds the limit of {rt.settings.max_upload_bytes} "
                              "bytes", reason="too_large") from None
-    blob, media_type = receive_upload(rt, body, request.content_type, ds.id)
+
+
+def _store_items(rt: Any, dataset_id: str, sealed: list[tuple[Any, str]],
+                 audit: Callable[[list[Item]], None]) -> list[Item]:
+    """Keep the sealed originals, add one received item each, audit, commit: all or
+    nothing (on any failure the blobs are discarded, so nothing is half-stored)."""
     db = context.session()
-    item = Item(dataset_id=ds.id, status="received", media_type=media_type, size=blob.size,
-                sha256=blob.sha256, policy_sha256=rt.policy.sha256,
-                uploaded_by=context.identity().principal_id)
+    items = []
     try:
-        keep_blob(db, blob)
+        for blob, media_type in sealed:
+            keep_blob(db, blob)
+            db.flush()
+            item = Item(dataset_id=dataset_id, status="received", media_type=media_type,
+                        size=blob.size, sha256=blob.sha256, policy_sha256=rt.policy.sha256,
+                        uploaded_by=context.identity().principal_id, original_id=blob.id)
+            db.add(item)
+            items.append(item)
         db.flush()
-        item.original_id = blob.id
-        db.add(item)
-        db.flush()
-        context.audit_ok(object_type="item", object_id=item.id, dataset_id=ds.id,
-                         content_sha256=blob.sha256, policy_sha256=rt.policy.sha256)
+        audit(items)
         db.commit()
     except BaseException:
         db.rollback()
-        discard_blob(rt, blob)
+        for blob, _ in sealed:
+            discard_blob(rt, blob)
         raise
-    if rt.jobs is not None:
-        rt.jobs.submit(item.id)
-    return jsonify(item_json(item)), 202, {"Location": f"/v1/items/{item.id}"}
+    return items
 
 
 @endpoint(bp, "GET", "/<dataset_id>/items", permission="items:read",

@@ -139,3 +139,91 @@ HEALTH: dict[str, Any] = {
     "properties": {"status": {"type": "string"}, "checks": {"type": "object"}},
     "required": ["status"],
 }
+
+STUDY_UPLOAD: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "items": {"type": "array", "items": ITEM},
+        "skipped": {"type": "integer", "minimum": 0,
+                    "description": "archive members that are not DICOM instances"},
+    },
+    "required": ["items", "skipped"],
+}
+
+# ---------------------------------------------------------------------------- annotation
+PROJECT_CREATE: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "dataset_id": ID,
+        "label_schema": {"type": "object",
+                         "description": "classes, attributes and their labels per language "
+                                        "(see gateway/annotation/schema.py)"},
+        "overlap": {"type": "integer", "minimum": 1, "maximum": 10},
+        "gold_rate": {"type": "number", "minimum": 0, "maximum": 0.5},
+        "lease_seconds": {"type": "integer", "minimum": 30, "maximum": 86400},
+    },
+    "required": ["name", "dataset_id", "label_schema"],
+    "additionalProperties": False,
+}
+PROJECT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"id": ID, "name": {"type": "string"}, "dataset_id": ID,
+                   "overlap": {"type": "integer"}, "gold_rate": {"type": "number"},
+                   "lease_seconds": {"type": "integer"}, "label_schema": {"type": "object"},
+                   "progress": {"type": "object"}, "created_at": TIMESTAMP},
+    "required": ["id", "name", "dataset_id", "overlap", "label_schema"],
+}
+MEMBER_ADD: dict[str, Any] = {
+    "type": "object",
+    "properties": {"principal_id": ID,
+                   "role": {"type": "string", "enum": ["annotator", "reviewer", "auditor"]}},
+    "required": ["principal_id", "role"],
+    "additionalProperties": False,
+}
+SUBMISSION: dict[str, Any] = {
+    "type": "object",
+    "properties": {"annotations": {"type": "array", "maxItems": 1000}},
+    "required": ["annotations"],
+    "additionalProperties": False,
+}
+GOLD_SET: dict[str, Any] = {
+    "type": "object",
+    "properties": {"item_id": ID, "annotation": SUBMISSION},
+    "required": ["item_id", "annotation"],
+    "additionalProperties": False,
+}
+ASSIGNMENT: dict[str, Any] = {
+    "type": "object",
+    "properties": {"id": ID, "project_id": ID, "task_id": ID,
+                   "state": {"type": "string", "enum": [
+                       "leased", "submitted", "accepted", "rejected", "released", "expired",
+                       "skipped"]},
+                   "lease_expires_at": {"type": ["string", "null"]},
+                   "width": {"type": "integer"}, "height": {"type": "integer"},
+                   "links": {"type": "object"}},
+    "required": ["id", "project_id", "task_id", "state"],
+}
+SUBMISSIONS_QUERY: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "state": {"type": "string", "enum": ["submitted", "accepted", "rejected"]},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000},
+        "after": ID,
+    },
+    "additionalProperties": False,
+}
+REVIEW: dict[str, Any] = {
+    "type": "object",
+    "properties": {"decision": {"type": "string", "enum": ["accept", "reject"]},
+                   "comment": {"type": "string", "maxLength": 2000}},
+    "required": ["decision"],
+    "additionalProperties": False,
+}
+EXPORT_CREATE: dict[str, Any] = {
+    "type": "object",
+    "properties": {"format": {"type": "string", "enum": ["coco", "yolo"]},
+                   "language": {"type": "string", "minLength": 2, "maxLength": 16}},
+    "required": ["format"],
+    "additionalProperties": False,
+}

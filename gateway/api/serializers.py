@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.db.models import Dataset, Item
+from gateway.db.models import Assignment, Dataset, Item, Project, Task
 
 
 def iso(value: datetime) -> str:
@@ -41,4 +42,36 @@ def item_json(item: Item) -> dict[str, Any]:
         "created_at": iso(item.created_at),
         "updated_at": iso(item.updated_at),
         "links": links,
+    }
+
+
+def project_json(project: Project, progress: dict[str, int] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": project.id,
+        "name": project.name,
+        "dataset_id": project.dataset_id,
+        "overlap": project.overlap,
+        "gold_rate": project.gold_rate,
+        "lease_seconds": project.lease_seconds,
+        "label_schema": json.loads(project.label_schema),
+        "created_at": iso(project.created_at),
+    }
+    if progress is not None:
+        out["progress"] = progress
+    return out
+
+
+def assignment_json(assignment: Assignment, task: Task, project: Project) -> dict[str, Any]:
+    """What an annotator gets: the lease and where its anonymized image is; no item id."""
+    return {
+        "id": assignment.id,
+        "project_id": project.id,
+        "task_id": task.id,
+        "state": assignment.state,
+        "lease_expires_at": iso(assignment.lease_expires_at)
+        if assignment.lease_expires_at else None,
+        "width": task.width,
+        "height": task.height,
+        "links": {"media": f"/v1/assignments/{assignment.id}/media",
+                  "submit": f"/v1/assignments/{assignment.id}/submit"},
     }

@@ -21,17 +21,27 @@ PERMISSIONS = frozenset(
         "datasets:erase",  # crypto-shredding: destroys a dataset's key
         "users:manage",
         "tokens:manage",
+        # annotation (who may act on which project is decided by gateway.annotation.matrix)
+        "projects:create",
+        "projects:read",
+        "projects:manage",  # members, gold items: the project's owner
+        "tasks:work",  # lease, renew, release, skip, submit, fetch the leased media
+        "tasks:review",
+        "agreement:read",
+        "export:create",  # annotators never hold it
     }
 )
 
 _GRANTS: dict[str, frozenset[str]] = {
     "admin": PERMISSIONS,
     "uploader": frozenset(
-        {"datasets:create", "datasets:read", "items:create", "items:read", "media:read"}
+        {"datasets:create", "datasets:read", "items:create", "items:read", "media:read",
+         "projects:create", "projects:read", "projects:manage", "tasks:review", "agreement:read",
+         "export:create"}
     ),
-    "annotator": frozenset(),  # annotation tasks arrive with the task queue
-    "reviewer": frozenset(),
-    "auditor": frozenset({"audit:read"}),
+    "annotator": frozenset({"projects:read", "tasks:work"}),
+    "reviewer": frozenset({"projects:read", "tasks:review", "agreement:read"}),
+    "auditor": frozenset({"audit:read", "projects:read", "agreement:read"}),
 }
 
 

@@ -11,12 +11,17 @@ from datetime import UTC, datetime
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     DateTime,
+    Float,
     ForeignKey,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
     String,
+    Text,
+    UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -140,5 +145,81 @@ class Item(Base):
     # DICOM: the sealed old -> new patient id pairs (see gateway.pseudonym_map)
     mapping_id: Mapped[str | None] = mapped_column(ForeignKey("sealed_blobs.id"))
     uploaded_by: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+# --------------------------------------------------------------------------- annotation
+class Project(Base):
+    """An annotation project over one dataset's ready items.
+
+    label_schema: the controlled vocabulary (JSON, validated by
+    gateway.annotation.schema); overlap: distinct annotators per item; gold_rate: share
+    of leases served from gold items; lease_seconds: how long a lease lasts.
+    """
+
+    __tablename__ = "projects"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    name: Mapped[str] = mapped_column(String(200))
+    dataset_id: Mapped[str] = mapped_column(ForeignKey("datasets.id"), index=True)
+    owner_id: Mapped[str] = mapped_column(ForeignKey("principals.id"))
+    label_schema: Mapped[str] = mapped_column(Text)
+    overlap: Mapped[int] = mapped_column(Integer, default=1)
+    gold_rate: Mapped[float] = mapped_column(Float, default=0.0)
+    lease_seconds: Mapped[int] = mapped_column(Integer, default=900)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectMember(Base):
+    """A principal's role in one project: annotator | reviewer | auditor."""
+
+    __tablename__ = "project_members"
+
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), primary_key=True)
+    principal_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))
+
+
+class Task(Base):
+    """One item to annotate in a project; slots_left = overlap minus the leases and
+    submissions it holds (a lease takes a slot; expiry, release, skip or rejection give
+    it back). gold_answer: the known annotation of a gold item (JSON)."""
+
+    __tablename__ = "tasks"
+    __table_args__ = (UniqueConstraint("project_id", "item_id"),
+                      Index("ix_tasks_queue", "project_id", "created_at", "id"))
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    item_id: Mapped[str] = mapped_column(ForeignKey("items.id"))
+    gold: Mapped[bool] = mapped_column(Boolean, default=False)
+    gold_answer: Mapped[str | None] = mapped_column(Text)
+    width: Mapped[int] = mapped_column(Integer)  # of the anonymized image, for validation
+    height: Mapped[int] = mapped_column(Integer)
+    slots_left: Mapped[int] = mapped_column(Integer, index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Assignment(Base):
+    """One annotator's lease of one task and what became of it.
+
+    state: leased -> submitted -> accepted | rejected; or leased -> released | expired |
+    skipped. One row per (task, annotator): nobody gets the same task twice.
+    """
+
+    __tablename__ = "assignments"
+    __table_args__ = (UniqueConstraint("task_id", "annotator_id"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
+    task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
+    project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
+    annotator_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    annotation: Mapped[str | None] = mapped_column(Text)  # validated submission (JSON)
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    reviewed_by: Mapped[str | None] = mapped_column(ForeignKey("principals.id"))
+    review_comment: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -9,7 +9,7 @@ from typing import Any
 import pydicom
 import pytest
 
-from tests.helpers import auth, ct_instance, events_of, wait_for_status
+from tests.helpers import auth, ct_instance, events_of, study_zip, wait_for_status
 
 pytestmark = pytest.mark.integration
 
@@ -93,3 +93,80 @@ def test_pseudonyms_and_uids_survive_a_restart(gateway_config: dict[str, Any],
         second.extensions["gateway"].close()
     assert (after.PatientID, after.SOPInstanceUID, after.StudyDate) == (
         before.PatientID, before.SOPInstanceUID, before.StudyDate)
+
+
+def _post_study(client: Any, token: str, dataset: str, data: bytes) -> Any:
+    return client.post(f"/v1/datasets/{dataset}/studies", headers=auth(token),
+                       data={"file": (io.BytesIO(data), "study.zip")},
+                       content_type="multipart/form-data")
+
+
+def test_a_zipped_study_becomes_items_that_keep_their_relations(client: Any,
+                                                                admin_token: str) -> None:
+    dataset = _dataset(client, admin_token)
+    resp = _post_study(client, admin_token, dataset,
+                       study_zip({"README.txt": b"Fictional Harriet's scans",
+                                  "DICOMDIR": b"\0" * 128 + b"DICM\x02\x00" + b"x" * 64
+                                  + b"1.2.840.10008.1.3.10\0"}))
+    assert resp.status_code == 202, resp.get_json()
+    body = resp.get_json()
+    assert body["skipped"] == 2 and len(body["items"]) == 2
+    assert b"Harriet" not in resp.data
+    done = [wait_for_status(client, admin_token, i["id"]) for i in body["items"]]
+    assert [d["status"] for d in done] == ["ready", "ready"]
+    first, second = (_content(client, admin_token, d["id"]) for d in done)
+    by_ref = {"ReferencedImageSequence" in first: first, "ReferencedImageSequence" in second:
+              second}
+    referring, referred = by_ref[True], by_ref[False]
+    assert referring.ReferencedImageSequence[0].ReferencedSOPInstanceUID == \
+        referred.SOPInstanceUID
+    assert first.StudyInstanceUID == second.StudyInstanceUID
+
+
+@pytest.mark.parametrize(("payload", "status", "reason"), [
+    (b"not a zip at all", 415, "unsupported_type"),
+    (b"PK\x03\x04 truncated", 422, "archive_unreadable"),
+    ("no_dicom", 422, "archive_without_dicom"),
+])
+def test_a_bad_study_archive_is_refused_and_nothing_is_stored(
+        client: Any, admin_token: str, gateway_config: dict[str, Any], payload: Any,
+        status: int, reason: str) -> None:
+    import zipfile
+    from pathlib import Path
+
+    from tests.helpers import stored_blobs
+
+    if payload == "no_dicom":
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w") as zf:
+            zf.writestr("notes.txt", "nothing here")
+        payload = buf.getvalue()
+    dataset = _dataset(client, admin_token)
+    before = len(stored_blobs(Path(gateway_config["data_dir"])))
+    resp = _post_study(client, admin_token, dataset, payload)
+    assert resp.status_code == status
+    assert resp.get_json()["reason"] == reason
+    assert len(stored_blobs(Path(gateway_config["data_dir"]))) == before
+    items = client.get(f"/v1/datasets/{dataset}/items", headers=auth(admin_token)).get_json()
+    assert items["items"] == []
+
+
+def test_a_zip_bomb_is_refused_before_expanding(client: Any, admin_token: str,
+                                                gateway_config: dict[str, Any]) -> None:
+    import zipfile
+
+    limit = 4 * 1024 * 1024
+    from gateway import create_app
+
+    app = create_app({**gateway_config, "max_upload_bytes": limit})
+    try:
+        small = app.test_client()
+        dataset = _dataset(small, admin_token)
+        buf = io.BytesIO()
+        with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED) as zf:
+            zf.writestr("a.dcm", b"\0" * (limit + 1))  # compresses to a few KiB
+        resp = _post_study(small, admin_token, dataset, buf.getvalue())
+        assert resp.status_code == 413
+        assert resp.get_json()["reason"] == "archive_member_too_large"
+    finally:
+        app.extensions["gateway"].close()

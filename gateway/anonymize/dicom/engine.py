@@ -123,9 +123,8 @@ def _anonymize(data: bytes, policy: Policy, pseudonyms: Pseudonymizer) -> DicomR
     pixel_report: dict[str, object] | None = None
     pixel_seconds = 0.0
     if "PixelData" in ds or "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
-        pixel_report, ran = _clean_pixels(ds, policy, words)
+        pixel_report, ran, pixel_seconds = _clean_pixels(ds, policy, words)
         options |= ran
-        pixel_seconds = float(pixel_report["seconds"]) if pixel_report else 0.0
     header_started = time.perf_counter()
     cleaner = HeaderCleaner(compile_profile(dicom.options - PIXEL_OPTIONS), pseudonyms,
                             dicom.options)
@@ -201,14 +200,14 @@ def _is_photographic(ds: Dataset, policy: Policy) -> bool:
 
 
 def _clean_pixels(ds: Dataset, policy: Policy,
-                  words: list[str]) -> tuple[dict[str, object] | None, set[str]]:
-    """Run the pixel cleaners the file needs; returns their report and the options run."""
+                  words: list[str]) -> tuple[dict[str, object] | None, set[str], float]:
+    """Run the pixel cleaners the file needs: their report, the options run, seconds."""
     wants_text = "clean_pixel_data" in policy.dicom.options and _needs_text_cleaning(
         ds, policy)
     wants_faces = ("clean_recognizable_visual_features" in policy.dicom.options
                    and _is_photographic(ds, policy))
     if not (wants_text or wants_faces):
-        return None, set()
+        return None, set(), 0.0
     from gateway.anonymize.dicom import pixels  # imports OCR and models only when needed
 
     reports: dict[str, object] = {}
@@ -226,7 +225,7 @@ def _clean_pixels(ds: Dataset, policy: Policy,
         ran.add("clean_pixel_data")
         ds.BurnedInAnnotation = "NO"
     reports["seconds"] = round(seconds, 3)
-    return reports, ran
+    return reports, ran, seconds
 
 
 # --------------------------------------------------------------------------- writing

@@ -445,7 +445,7 @@ def _dummy_value(vr: str) -> object:
     return DUMMY_TEXT.get(vr, "ANONYMIZED")
 
 
-def _vr(ds: Dataset, tag: BaseTag) -> str:
+def _vr(ds: Dataset, tag: int) -> str:
     """The element's VR without decoding it (implicit VR: the dictionary's, else UN)."""
     raw = ds.get_item(tag)
     vr = raw.VR if raw is not None else None

@@ -15,23 +15,29 @@ Why it is built this way:
   Endian rather than compress a second time. A file that was lossy keeps saying so
   (LossyImageCompression "01"). Big endian stays big endian: ``Dataset.save_as``
   refuses to change endianness and the engine saves with it.
-* **Text is found by OCR and masked whole.** :func:`clean_burned_in_text` reads every
+* **Text is found by OCR, word by word.** :func:`clean_burned_in_text` reads every
   frame with Tesseract (:mod:`.ocr`) and fills each selected word box, plus
-  ``policy.padding`` px, with the frame's darkest value. In ``header_values`` mode a
-  word is selected when it matches one of the patient's header words (see
-  :func:`_matches`); in ``all`` mode also every word read at ``min_confidence`` or more
-  with at least two letters or digits that *looks like rendered text* (see
-  :func:`_contrast`), and the other words on its text line (a low-confidence "M" or a
-  truncated name next to a confident date is part of the same banner).
-* **Fail closed.** The cleaned frame is read again; anything still selected is masked
-  and read once more; if something is still there the file is quarantined
+  ``policy.padding`` px, with what displays as black (the frame's lowest value). Words
+  matching the patient's header words (:func:`_matches`: exact, run together, truncated
+  or one or two OCR mistakes off; dates also as printed, MMDDYYYY...) are selected in
+  both modes, at any confidence. In ``all`` mode so is every text line holding a word
+  read at ``min_confidence`` with two letters or digits whose box looks like rendered
+  text (:func:`text_quality`: two flat levels, strokes both ways, a plausible height):
+  Tesseract also "reads" speckle, Doppler colour and organ edges, and masking those
+  would damage the picture and make every recheck fail.
+* **Fail closed.** The cleaned frame is read again; anything still there is masked
+  and the frame read once more; if something is still there the file is quarantined
   (``burned_in_text_remains``). Tesseract missing or failing gives ``ocr_unavailable``,
   undecodable pixels ``pixel_decode_failed``. Reasons and messages never carry content.
+* **Cine loops read their overlay once** (:func:`_static_boxes`).
 * **Faces** in photographic DICOM go through the image engine's detectors, masks and
   leak gate (:func:`clean_faces`), frame by frame.
 
-Measured on the eval ultrasound frames (1024 x 768, 2 cores): ~1 s per Tesseract pass at
-2x, two polarities per read, two reads per frame with text (the first and the recheck).
+Measured (2 shared cores, loaded): ~0.5-1.2 s per two-pass read of a 1024 x 768 frame;
+a frame with text needs two reads (2.4-3.3 s on the eval ultrasound stills); the
+30-frame eval cine 1.7 s per frame. ``shared/tools/ocr_dicom.py`` reads none of the 11
+identifying words it read before in the three eval files that show any; 2-3% of their
+pixels change (7% on a palette frame whose banner is large).
 """
 
 from __future__ import annotations
@@ -81,17 +87,24 @@ MIN_SEPARABILITY = 0.75  # Otsu separability of a word box that may hold text at
 CLEAN_SEPARABILITY = 0.86  # ... from which the policy's min_confidence alone suffices
 MIN_STROKE_RATIO = 0.6  # change along x / change along y in a word box (stripes: < 0.5)
 MIN_HEIGHT = 5  # px: a word box lower than this is not text anyone could read
+MAX_HEIGHT_SHARE, MAX_HEIGHT_FLOOR = 0.12, 32  # taller word boxes are picture structures
 MAX_CHAR_WIDTH = 1.6  # box heights per character of a confident word
 MIN_TOKEN = 3  # shorter header tokens ("J", "P") would match everywhere
 FUZZY_MIN = 5  # header tokens this long also match with one or two OCR mistakes
 FUZZY_RATIO = 0.8
 MAX_RUN = 4  # header values split by OCR are matched across up to this many words
+STATIC_TOLERANCE = 16  # 8-bit levels a pixel may vary by and still be overlay (lossy cine)
 _NON_ALNUM = re.compile(r"[^0-9A-Z]")
 _SEPARATORS = re.compile(r"[\^ ,=.\-/]+")
 
 
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
+
+
 @dataclass(frozen=True)
 class PixelReport:
+    """What a pixel cleaner did, for the item's report: counts and a UID, no content."""
+
     frames: int  # frames examined
     frames_cleaned: int  # frames where something was masked
     regions: int  # boxes masked in total
@@ -226,7 +239,7 @@ def _bits_stored(declared: int, frames: list[np.ndarray], allocated: int) -> int
 
 def _drop_palette(ds: Dataset) -> None:
     """Palette LUT elements (0028,1100-1223) describe indices the RGB output no longer has."""
-    for tag in [t for t in ds.keys() if t.group == 0x0028 and 0x1100 <= t.element <= 0x1223]:
+    for tag in [e.tag for e in ds if e.tag.group == 0x0028 and 0x1100 <= e.tag.element <= 0x1223]:
         del ds[tag]
 
 
@@ -278,29 +291,71 @@ def clean_burned_in_text(
     started = time.perf_counter()
     if not ocr.tesseract_available():
         raise AnonymizationFailed("ocr_unavailable")
-    targets = header_targets(header_words)
     frames = decode_frames(ds)
-    monochrome1 = _photometric(ds) == "MONOCHROME1"
+    job = _TextJob(header_targets(header_words), policy, _photometric(ds) == "MONOCHROME1")
+    shared = _static_boxes(frames, job)
     cleaned: list[np.ndarray] = []
-    regions = changed = 0
-    previous: tuple[np.ndarray, np.ndarray, int] | None = None
+    regions, changed = len(shared), 0
+    previous: tuple[np.ndarray, np.ndarray, list[Box]] | None = None
     for frame in frames:
         if previous is not None and np.array_equal(frame, previous[0]):
-            out, boxes = previous[1], previous[2]  # cine loops repeat frames: read once
+            out, boxes = previous[1], previous[2]  # repeated frames are read once
         else:
-            out, boxes = _clean_frame(frame, targets, policy, monochrome1)
+            out, boxes = _clean_frame(_fill_boxes(frame, shared, job.fill(frame)), job)
             previous = (frame, out, boxes)
         cleaned.append(out)
-        regions += boxes
-        changed += boxes > 0
+        regions += len(boxes)
+        changed += bool(boxes or shared)
     syntax = encode_frames(ds, cleaned) if changed else str(_syntax(ds))
     return PixelReport(len(frames), changed, regions, time.perf_counter() - started, syntax)
 
 
-def _clean_frame(
-    frame: np.ndarray, targets: frozenset[str], policy: BurnedInText, monochrome1: bool
-) -> tuple[np.ndarray, int]:
-    """Read, mask, read again; returns the cleaned frame and the number of boxes masked.
+@dataclass(frozen=True)
+class _TextJob:
+    """What every frame of one file is cleaned with."""
+
+    targets: frozenset[str]
+    policy: BurnedInText
+    monochrome1: bool
+
+    def fill(self, frame: np.ndarray) -> np.ndarray:
+        return _fill_value(frame, self.monochrome1)
+
+
+def _static_boxes(frames: list[np.ndarray], job: _TextJob) -> list[Box]:
+    """Boxes of the annotation that stays put through a multi-frame loop, read once.
+
+    Cine loops carry the same overlay in every frame. Reading it once, on a composite
+    of the first frame where only the unchanging pixels are kept (the moving picture
+    blacked out), and masking it in every frame before the frame's own read means most
+    frames need one read (finding nothing) instead of a read and a recheck, and every
+    frame benefits from what any read of the overlay found. Measured on the eval
+    30-frame ultrasound: 3.2 s per frame read one by one, 1.7 s with the overlay read
+    once; the 30-frame lossy cine whose tiny labels were found a few at a time by
+    different frames (and quarantined) now passes.
+    """
+    if len(frames) < 2:
+        return []
+    static = _static_mask(frames)
+    if not static.any():
+        return []
+    first = frames[0]
+    keep = static if first.ndim == 2 else static[..., None]
+    composite = np.where(keep, first, job.fill(first)).astype(first.dtype)
+    return _clean_frame(composite, job)[1]
+
+
+def _static_mask(frames: list[np.ndarray]) -> np.ndarray:
+    """Pixels whose 8-bit view changes by at most :data:`STATIC_TOLERANCE` across frames."""
+    low = high = ocr.to_view(frames[0])
+    for frame in frames[1:]:
+        view = ocr.to_view(frame)
+        low, high = np.minimum(low, view), np.maximum(high, view)
+    return (high - low) <= STATIC_TOLERANCE
+
+
+def _clean_frame(frame: np.ndarray, job: _TextJob) -> tuple[np.ndarray, list[Box]]:
+    """Read, mask, read again; returns the cleaned frame and the boxes masked.
 
     The first read masks what the policy asks for. The rechecks count a word as text
     still there only from :data:`RECHECK_CONFIDENCE` (or the policy's bar if higher):
@@ -309,23 +364,24 @@ def _clean_frame(
     frames), and quarantining on it would quarantine every cine loop. Real annotation
     the first read missed came back at 61-96. Header words count at any confidence.
     """
-    fill = _fill_value(frame, monochrome1)
-    bar, masked = policy.min_confidence, 0
+    policy, fill = job.policy, job.fill(frame)
+    bar, masked = policy.min_confidence, list[Box]()
     for attempt in range(RECHECKS + 1):
-        hits = select_words(_read(frame), ocr.to_view(frame), targets, policy.mask, bar)
+        view = ocr.to_view(frame, monochrome1=job.monochrome1)
+        hits = select_words(_read(frame, job), view, job.targets, policy.mask, bar)
         if not hits:
             return frame, masked
         if attempt < RECHECKS:
             boxes = [_padded(w, policy.padding, frame.shape[1], frame.shape[0]) for w in hits]
             frame = _fill_boxes(frame, boxes, fill)
-            masked += len(boxes)
+            masked += boxes
         bar = max(policy.min_confidence, RECHECK_CONFIDENCE)
     raise AnonymizationFailed("burned_in_text_remains")
 
 
-def _read(frame: np.ndarray) -> list[ocr.Word]:
+def _read(frame: np.ndarray, job: _TextJob) -> list[ocr.Word]:
     try:
-        return ocr.read_words(frame)
+        return ocr.read_words(frame, monochrome1=job.monochrome1)
     except ocr.OcrUnavailable:
         raise AnonymizationFailed("ocr_unavailable") from None
 
@@ -337,7 +393,7 @@ def _fill_value(frame: np.ndarray, monochrome1: bool) -> np.ndarray:
     return np.asarray(frame.max() if monochrome1 else frame.min(), frame.dtype)
 
 
-def _padded(word: ocr.Word, padding: int, width: int, height: int) -> tuple[int, int, int, int]:
+def _padded(word: ocr.Word, padding: int, width: int, height: int) -> Box:
     return (
         max(0, word.x - padding),
         max(0, word.y - padding),
@@ -346,9 +402,7 @@ def _padded(word: ocr.Word, padding: int, width: int, height: int) -> tuple[int,
     )
 
 
-def _fill_boxes(
-    frame: np.ndarray, boxes: list[tuple[int, int, int, int]], fill: np.ndarray
-) -> np.ndarray:
+def _fill_boxes(frame: np.ndarray, boxes: list[Box], fill: np.ndarray) -> np.ndarray:
     """A copy of ``frame`` with every ``(x0, y0, x1, y1)`` box set to ``fill``."""
     out = frame.copy()
     for x0, y0, x1, y1 in boxes:
@@ -402,9 +456,13 @@ def text_quality(view: np.ndarray, word: ocr.Word) -> float:
     0.8-7). What Tesseract "reads" in speckle, colour Doppler, film grain or photographs
     has a separability of 0.64-0.85 and a difference of 4-40 (rarely up to ~120); in the
     bright horizontal layers of an ultrasound or along the edge of a mask, an x/y ratio
-    of 0.05-0.5. Boxes under :data:`MIN_HEIGHT` px hold nothing a person could read.
+    of 0.05-0.5. Boxes under :data:`MIN_HEIGHT` px hold nothing a person could read;
+    boxes taller than :data:`MAX_HEIGHT_SHARE` of the frame (and :data:`MAX_HEIGHT_FLOOR`
+    px) are picture structures (the edge of an organ reads as a "word" 100 px tall);
+    annotation measured 2-6% of the frame height.
     """
-    if word.h < MIN_HEIGHT or word.w < 2:
+    tallest = max(MAX_HEIGHT_FLOOR, MAX_HEIGHT_SHARE * view.shape[0])
+    if not MIN_HEIGHT <= word.h <= tallest or word.w < 2:
         return 0.0
     box = view[word.y: word.y + word.h, word.x: word.x + word.w].astype(np.float32)
     along_x = float(np.abs(np.diff(box, axis=1)).mean())

@@ -1,0 +1,1 @@
+"""Annotation: projects, the pull queue, label schemas, agreement and export."""

@@ -1,0 +1,294 @@
+"""The pull queue: annotators lease tasks one at a time, for a while, and hand them back.
+
+A task carries ``slots_left``: how many more distinct annotators may still take it
+(``overlap`` at the start). A lease takes a slot; expiry, release, skip and rejection
+give it back; a submission keeps it. One assignment row per (task, annotator), guarded
+by a unique constraint, so nobody is ever offered the same task twice, whatever became
+of their first lease, and overlapping annotators never see each other's rows.
+
+Concurrency (PostgreSQL, READ COMMITTED): the candidate task is locked with
+``FOR UPDATE SKIP LOCKED`` so concurrent annotators spread over different rows instead
+of queueing on the oldest one, and every slot change is a conditional UPDATE that only
+succeeds from the expected state, so each transition (and its slot) happens exactly
+once even when two requests race. On SQLite the engine opens every transaction with
+``BEGIN IMMEDIATE``: writers are serialized and the row lock is a no-op.
+
+Functions flush but never commit: the HTTP layer commits them with its audit event.
+Every ``now`` is normalized to aware UTC because SQLite stores datetimes as text without
+their offset; all time comparisons happen in SQL, on values written the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from sqlalchemy import Select, case, func, select, update
+from sqlalchemy.orm import Session
+
+from gateway.db.models import Assignment, Item, Project, Task
+from gateway.errors import Conflict
+
+STATES = ("leased", "submitted", "accepted", "rejected", "released", "expired", "skipped")
+
+# Refresh objects already loaded in the session from the RETURNING row; no evaluation of
+# the WHERE clause in Python (it would compare SQLite's naive datetimes with aware ones).
+_RETURNING: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
+_CHUNK = 500  # ids per IN (...) list: well below SQLite's bound-parameter limit
+
+T = TypeVar("T")
+
+
+# --------------------------------------------------------------------------- tasks
+def add_tasks(session: Session, project: Project, items: list[tuple[str, int, int]]) -> int:
+    """Create a task per (item_id, width, height) not yet tasked; returns how many.
+
+    Fails closed: an item that is not a ready item of the project's dataset is refused
+    (Conflict ``item_not_ready``) rather than skipped, so nothing unanonymized is queued.
+    """
+    sizes: dict[str, tuple[int, int]] = {}
+    for item_id, width, height in items:
+        sizes.setdefault(item_id, (width, height))
+    ids = list(sizes)
+    ready = _existing(session, ids, lambda chunk: select(Item.id).where(
+        Item.id.in_(chunk), Item.dataset_id == project.dataset_id, Item.status == "ready"))
+    if len(ready) != len(ids):
+        raise Conflict("only ready items of the project's dataset can become tasks",
+                       reason="item_not_ready")
+    tasked = _existing(session, ids, lambda chunk: select(Task.item_id).where(
+        Task.project_id == project.id, Task.item_id.in_(chunk)))
+    fresh = [item_id for item_id in ids if item_id not in tasked]
+    session.add_all(Task(project_id=project.id, item_id=item_id, width=sizes[item_id][0],
+                         height=sizes[item_id][1], slots_left=project.overlap, gold=False)
+                    for item_id in fresh)
+    session.flush()
+    return len(fresh)
+
+
+def set_gold(session: Session, task: Task, answer_json: str) -> None:
+    """Mark a task as gold with its known answer (validated by the caller)."""
+    task.gold = True
+    task.gold_answer = answer_json
+    session.flush()
+
+
+# --------------------------------------------------------------------------- leasing
+def lease_next(session: Session, project: Project, annotator_id: str, *, now: datetime,
+               rng: random.Random) -> Assignment | None:
+    """Lease the oldest task this annotator never had; None when nothing is left for them.
+
+    Gold is preferred with probability ``gold_rate`` (falling back to the other kind).
+    The first two picks skip rows other transactions hold, so concurrent annotators do
+    not wait on each other. If both come back empty, the last pick waits for those rows:
+    otherwise an annotator could be told "nothing left" only because the remaining tasks
+    were briefly locked by leases that end up leaving a slot free, and at the tail of
+    the queue such a slot would be stranded.
+    """
+    now = _utc(now)
+    expire_leases(session, project.id, now=now)
+    want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
+    picks: list[tuple[bool | None, bool]] = [
+        (want_gold, True), (not want_gold, True), (None, False)]
+    for gold, skip_locked in picks:
+        task_id = _pick(session, project.id, annotator_id, gold=gold, skip_locked=skip_locked)
+        if task_id is not None and _take_slot(session, task_id):
+            return _new_lease(session, project, task_id, annotator_id, now)
+    return None
+
+
+def _pick(session: Session, project_id: str, annotator_id: str, *, gold: bool | None,
+          skip_locked: bool) -> str | None:
+    """The oldest open task of a still-ready item that this annotator has no row for.
+
+    Fail closed: a task whose item is no longer ready (erased, withdrawn) is never
+    offered. Checking every candidate's item costs an index probe per open task of the
+    project, so the first query checks only the winner; if its item is not ready, the
+    second one checks them all.
+    """
+    task_id = session.scalar(_candidates(project_id, annotator_id, gold=gold,
+                                         skip_locked=skip_locked, check_items=False))
+    if task_id is None or _item_ready(session, task_id):
+        return task_id
+    return session.scalar(_candidates(project_id, annotator_id, gold=gold,
+                                      skip_locked=skip_locked, check_items=True))
+
+
+def _candidates(project_id: str, annotator_id: str, *, gold: bool | None, skip_locked: bool,
+                check_items: bool) -> Select[Any]:
+    """Written so the plan does not hinge on table statistics (a freshly filled project has
+    none): NOT IN (...) and the item probe stay per-query subplans, never joins that the
+    planner could turn into a nested loop over every row."""
+    held = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id)
+    stmt = select(Task.id).where(Task.project_id == project_id, Task.slots_left > 0,
+                                 Task.id.not_in(held))
+    if gold is not None:
+        stmt = stmt.where(Task.gold.is_(gold))
+    if check_items:
+        stmt = stmt.where(_item_status() == "ready")
+    return (stmt.order_by(Task.created_at, Task.id).limit(1)
+            .with_for_update(of=Task, skip_locked=skip_locked))
+
+
+def _item_status() -> Any:
+    return select(Item.status).where(Item.id == Task.item_id).scalar_subquery()
+
+
+def _item_ready(session: Session, task_id: str) -> bool:
+    return session.scalar(select(_item_status()).where(Task.id == task_id)) == "ready"
+
+
+def _take_slot(session: Session, task_id: str) -> bool:
+    """Decrement ``slots_left`` only if a slot is still free.
+
+    The row lock already guarantees it on PostgreSQL; the condition makes "never beyond
+    the overlap" hold by itself, whatever the isolation level or lock support.
+    """
+    stmt = (update(Task).where(Task.id == task_id, Task.slots_left > 0)
+            .values(slots_left=Task.slots_left - 1).returning(Task))
+    return session.scalars(stmt, execution_options=_RETURNING).first() is not None
+
+
+def _new_lease(session: Session, project: Project, task_id: str, annotator_id: str,
+               now: datetime) -> Assignment:
+    assignment = Assignment(
+        task_id=task_id, project_id=project.id, annotator_id=annotator_id, state="leased",
+        lease_expires_at=now + timedelta(seconds=project.lease_seconds),
+        created_at=now, updated_at=now)
+    session.add(assignment)
+    session.flush()  # the unique (task, annotator) row is the last word on double leases
+    return assignment
+
+
+def expire_leases(session: Session, project_id: str, *, now: datetime) -> int:
+    """Turn leases past their expiry into ``expired`` and give their slots back.
+
+    One conditional UPDATE ... RETURNING: a lease being submitted, released or expired
+    by a concurrent request is counted by exactly one of them.
+    """
+    now = _utc(now)
+    stmt = (update(Assignment)
+            .where(Assignment.project_id == project_id, Assignment.state == "leased",
+                   Assignment.lease_expires_at < now)
+            .values(state="expired", updated_at=now).returning(Assignment))
+    expired = session.scalars(stmt, execution_options=_RETURNING).all()
+    _give_back(session, [a.task_id for a in expired])
+    return len(expired)
+
+
+# --------------------------------------------------------------------------- one lease
+def renew(session: Session, assignment: Assignment, *, now: datetime) -> None:
+    """Extend a live lease by the project's ``lease_seconds`` from ``now``."""
+    now = _utc(now)
+    project = session.get(Project, assignment.project_id)
+    assert project is not None
+    if not _move(session, assignment, "leased", now, Assignment.lease_expires_at >= now,
+                 lease_expires_at=now + timedelta(seconds=project.lease_seconds)):
+        raise _lease_refusal(session, assignment)
+
+
+def release(session: Session, assignment: Assignment, *, now: datetime) -> None:
+    """Hand a leased task back unworked so another annotator can take the slot. An expired
+    but unswept lease may be released too: the conditional move gives its slot back
+    exactly once, whichever of release and sweep gets there first."""
+    _end_lease(session, assignment, "released", now)
+
+
+def skip(session: Session, assignment: Assignment, *, now: datetime) -> None:
+    """Decline a task: its slot goes back, and the row stays, so it is never re-offered
+    to this annotator."""
+    _end_lease(session, assignment, "skipped", now)
+
+
+def _end_lease(session: Session, assignment: Assignment, state: str, now: datetime) -> None:
+    now = _utc(now)
+    if not _move(session, assignment, "leased", now, state=state):
+        raise Conflict("the assignment is not leased", reason="not_leased")
+    _give_back(session, [assignment.task_id])
+
+
+def submit(session: Session, assignment: Assignment, annotation_json: str, *,
+           now: datetime) -> None:
+    """Store a (validated) annotation; the slot stays taken. Refused once the lease has
+    expired, even before the sweep: the task may already be promised to someone else."""
+    now = _utc(now)
+    if not _move(session, assignment, "leased", now, Assignment.lease_expires_at >= now,
+                 state="submitted", annotation=annotation_json, submitted_at=now):
+        raise _lease_refusal(session, assignment)
+
+
+def review(session: Session, assignment: Assignment, reviewer_id: str, accept: bool,
+           comment: str | None, *, now: datetime) -> None:
+    """Accept or reject a submission. A rejection gives the slot back, so the item goes to
+    another annotator (never the same one: their row stays)."""
+    now = _utc(now)
+    state = "accepted" if accept else "rejected"
+    if not _move(session, assignment, "submitted", now, state=state, reviewed_by=reviewer_id,
+                 review_comment=comment):
+        raise Conflict("the assignment is not awaiting review", reason="not_submitted")
+    if not accept:
+        _give_back(session, [assignment.task_id])
+
+
+# --------------------------------------------------------------------------- reporting
+def progress(session: Session, project_id: str) -> dict[str, int]:
+    """Task and slot totals and assignments per state (leases past expiry but not yet
+    swept still count as leased: reading does not write)."""
+    tasks, gold, slots = session.execute(
+        select(func.count(Task.id), func.coalesce(func.sum(case((Task.gold, 1), else_=0)), 0),
+               func.coalesce(func.sum(Task.slots_left), 0))
+        .where(Task.project_id == project_id)).one()
+    rows = session.execute(select(Assignment.state, func.count(Assignment.id))
+                           .where(Assignment.project_id == project_id)
+                           .group_by(Assignment.state)).all()
+    by_state = {state: int(count) for state, count in rows}
+    return {"tasks": int(tasks), "gold_tasks": int(gold), "slots_left": int(slots),
+            **{state: by_state.get(state, 0) for state in STATES}}
+
+
+# --------------------------------------------------------------------------- helpers
+def _move(session: Session, assignment: Assignment, from_state: str, now: datetime,
+          *where: Any, **values: Any) -> bool:
+    """Conditional state change of one assignment; True if this call made it.
+
+    The in-session object is refreshed from the RETURNING row.
+    """
+    stmt = (update(Assignment)
+            .where(Assignment.id == assignment.id, Assignment.state == from_state, *where)
+            .values(updated_at=now, **values).returning(Assignment))
+    return session.scalars(stmt, execution_options=_RETURNING).first() is not None
+
+
+def _lease_refusal(session: Session, assignment: Assignment) -> Conflict:
+    session.refresh(assignment)
+    if assignment.state != "leased":
+        return Conflict("the assignment is not leased", reason="not_leased")
+    return Conflict("the lease has expired", reason="lease_expired")
+
+
+def _give_back(session: Session, task_ids: Iterable[str]) -> None:
+    """One slot back per entry; tasks in id order so concurrent sweeps lock alike."""
+    for task_id, count in sorted(Counter(task_ids).items()):
+        stmt = (update(Task).where(Task.id == task_id)
+                .values(slots_left=Task.slots_left + count).returning(Task))
+        session.scalars(stmt, execution_options=_RETURNING).all()
+
+
+def _existing(session: Session, ids: Sequence[str], query: Any) -> set[str]:
+    found: set[str] = set()
+    for chunk in _chunks(ids, _CHUNK):
+        found.update(session.scalars(query(chunk)))
+    return found
+
+
+def _chunks(values: Sequence[T], size: int) -> Iterator[Sequence[T]]:
+    for start in range(0, len(values), size):
+        yield values[start:start + size]
+
+
+def _utc(moment: datetime) -> datetime:
+    """Aware UTC (a naive value is taken as UTC): SQLite keeps only the digits, so every
+    stored or compared datetime must be in the same zone to order correctly."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
