@@ -102,12 +102,12 @@ def anonymize_image(data: bytes, policy: ImagePolicy) -> ImageResult:
         pixels = _split(ImageOps.exif_transpose(image))
     clock.lap("decode")
     detectors = [registry.get_detector(s.name, s.threshold) for s in policy.detectors]
-    regions = _detect(detectors, _rgb8(pixels.color), clock)
+    regions = _detect(detectors, rgb8(pixels.color), clock)
     masked = apply_masks(pixels.color, regions, policy.mask)
     clock.lap("mask")
     rechecks = 0
     if policy.leak_gate.enabled:
-        masked, extra, rechecks = _leak_gate(policy, masked)
+        masked, extra, rechecks = leak_gate(policy, masked)
         regions += extra
         clock.lap("leak_gate")
     lossless = info.format == "WEBP" and b"VP8L" in webp_chunks(data)
@@ -128,12 +128,12 @@ def anonymize_image(data: bytes, policy: ImagePolicy) -> ImageResult:
 def _detect(detectors: list[Detector], rgb: np.ndarray, clock: _Clock) -> list[Region]:
     regions: list[Region] = []
     for detector in detectors:
-        regions += _run(detector, rgb)
+        regions += run_detector(detector, rgb)
         clock.lap(f"detect.{detector.info.name}")
     return regions
 
 
-def _run(detector: Detector, rgb: np.ndarray) -> list[Region]:
+def run_detector(detector: Detector, rgb: np.ndarray) -> list[Region]:
     """One detector call; any failure becomes an opaque ``detector_error``."""
     try:
         return list(detector.detect(rgb))
@@ -143,7 +143,7 @@ def _run(detector: Detector, rgb: np.ndarray) -> list[Region]:
         ) from None
 
 
-def _leak_gate(policy: ImagePolicy, masked: np.ndarray) -> tuple[np.ndarray, list[Region], int]:
+def leak_gate(policy: ImagePolicy, masked: np.ndarray) -> tuple[np.ndarray, list[Region], int]:
     """Check the output with every face detector; quarantine if a confident face remains.
 
     Masking one face changes the context the detectors see elsewhere (BlazeFace looks at
@@ -161,7 +161,7 @@ def _leak_gate(policy: ImagePolicy, masked: np.ndarray) -> tuple[np.ndarray, lis
     """
     gate, added = policy.leak_gate.threshold, list[Region]()
     for rechecks in range(GATE_RECHECKS + 1):
-        leaks = [r for r in _gate_pass(policy, _rgb8(masked)) if r.score >= gate]
+        leaks = [r for r in _gate_pass(policy, rgb8(masked)) if r.score >= gate]
         if not leaks:
             return masked, added, rechecks
         if rechecks < GATE_RECHECKS:
@@ -193,9 +193,10 @@ def _gate_pass(policy: ImagePolicy, rgb: np.ndarray) -> list[Region]:
     for spec in policy.detectors:
         detector = registry.get_detector(spec.name, registry.gate_threshold(spec.threshold, gate))
         if detector.info.label == "face":
-            found += [_upscale(r, 1.0 / scale, width, height) for r in _run(detector, small)]
+            found += [_upscale(r, 1.0 / scale, width, height)
+                      for r in run_detector(detector, small)]
         else:  # plates: the detector letterboxes the full image itself (fail closed)
-            found += _run(detector, rgb)
+            found += run_detector(detector, rgb)
     return found
 
 
@@ -248,7 +249,7 @@ def _split(image: Image.Image) -> _Pixels:
     return _Pixels(arr, None)
 
 
-def _rgb8(color: np.ndarray) -> np.ndarray:
+def rgb8(color: np.ndarray) -> np.ndarray:
     """An 8-bit RGB view for the detectors (16-bit grey is stretched to its own maximum)."""
     if color.dtype == np.uint16:
         peak = max(1, int(color.max()))

@@ -8,6 +8,7 @@ import io
 import json
 import random
 import zipfile
+from functools import lru_cache
 from typing import Any
 
 from flask import Blueprint, Response, jsonify
@@ -37,7 +38,13 @@ bp = Blueprint("projects", __name__, url_prefix="/v1/projects")
 
 
 def label_schema(project: Project) -> LabelSchema:
-    return parse_label_schema(json.loads(project.label_schema))
+    return _parsed_schema(project.label_schema)
+
+
+@lru_cache(maxsize=256)
+def _parsed_schema(text: str) -> LabelSchema:
+    """Parsed once per distinct schema text (it is validated and frozen at creation)."""
+    return parse_label_schema(json.loads(text))
 
 
 def checked_annotations(project: Project, task: Task, body: dict[str, Any]) -> str:

@@ -21,6 +21,7 @@ from pydicom.encaps import encapsulate
 
 from gateway.anonymize.detectors import registry
 from gateway.anonymize.detectors.base import DetectorInfo, Region
+from gateway.anonymize.dicom import frames as frames_codec
 from gateway.anonymize.dicom import ocr, pixels
 from gateway.errors import AnonymizationFailed
 from policies import BurnedInText, DetectorSpec, ImagePolicy, LeakGate, MaskSpec
@@ -64,7 +65,7 @@ def dataset(frames: np.ndarray, photometric: str = "MONOCHROME2",
     if syntax == uids.ExplicitVRBigEndian:
         ds.file_meta.TransferSyntaxUID = syntax
         ds.PixelData = frames.astype(frames.dtype.newbyteorder(">")).tobytes()
-    elif syntax in pixels.LOSSLESS_ENCODERS:
+    elif syntax in frames_codec.LOSSLESS_ENCODERS:
         ds.compress(syntax, frames, generate_instance_uid=False)
     elif syntax != uids.ExplicitVRLittleEndian:
         ds.file_meta.TransferSyntaxUID = syntax
