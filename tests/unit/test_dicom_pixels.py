@@ -403,3 +403,9 @@ def test_faces_are_masked_with_the_image_engines_masks(monkeypatch: pytest.Monke
     assert np.array_equal(out, photo)
     assert (report.frames_cleaned, report.regions) == (1, 1)
     assert report.transfer_syntax == uids.RLELossless
+
+
+def test_a_frame_too_small_for_any_glyph_reads_no_words() -> None:
+    # Tesseract refuses tiny images; a 3 x 3 secondary capture must not be quarantined
+    # as "OCR unavailable" when there is simply no room for text
+    assert ocr.read_words(np.zeros((3, 3, 3), dtype=np.uint8)) == []

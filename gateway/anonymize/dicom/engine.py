@@ -29,11 +29,16 @@ from dataclasses import dataclass
 import pydicom
 from pydicom import config
 from pydicom.datadict import dictionary_VR
-from pydicom.dataelem import RawDataElement
+from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
 from pydicom.filebase import DicomBytesIO
-from pydicom.filewriter import write_dataset
+from pydicom.filewriter import (
+    correct_ambiguous_vr_element,
+    write_data_element,
+    write_dataset,
+)
+from pydicom.sequence import Sequence
 from pydicom.uid import (
     UID,
     DeflatedExplicitVRLittleEndian,
@@ -42,7 +47,7 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from gateway.anonymize.dicom.header import HeaderCleaner, identifying_words, word_alternatives
+from gateway.anonymize.dicom.header import HeaderCleaner, element, identifying_words
 from gateway.anonymize.dicom.pseudonyms import Pseudonymizer
 from gateway.errors import AnonymizationFailed, InvalidUpload
 from policies import Policy
@@ -133,10 +138,11 @@ def _anonymize(data: bytes, policy: Policy, pseudonyms: Pseudonymizer) -> DicomR
     except (ValueError, KeyError, TypeError, EOFError, OverflowError, NotImplementedError,
             UnicodeError) as exc:  # pydicom decodes lazily: a broken element surfaces here
         raise AnonymizationFailed("dicom_unreadable") from exc
-    # checked before _mark adds our own fixed texts (a patient may be called "Basic")
-    _verify(ds, original, words, "retain_safe_private" in dicom.options)
     _mark(ds, options, dicom.profile)
-    out = _write(ds)
+    head, tail = _write(ds)
+    _verify(ds, original, cleaner.words_pattern, "retain_safe_private" in dicom.options,
+            head)
+    out = _finish(ds, head, tail)
     header_seconds = time.perf_counter() - header_started
     report: dict[str, object] = {
         "engine": ENGINE,
@@ -230,50 +236,91 @@ def _clean_pixels(ds: Dataset, policy: Policy,
 
 # --------------------------------------------------------------------------- writing
 def _mark(ds: Dataset, options: set[str], profile: str) -> None:
-    """PS3.15 E.1.1: say that, and how, the identity was removed."""
-    ds.PatientIdentityRemoved = "YES"
-    ds.DeidentificationMethod = f"DICOM PS3.15 Basic Profile ({profile.split('-')[-1]})"[:64]
+    """PS3.15 E.1.1: say that, and how, the identity was removed (elements built by tag:
+    keyword lookups cost more than the rest of this on small files)."""
+    ds.add(DataElement(0x00120062, "CS", "YES"))  # PatientIdentityRemoved
+    ds.add(DataElement(0x00120063, "LO",  # DeidentificationMethod
+                       f"DICOM PS3.15 Basic Profile ({profile.split('-')[-1]})"[:64]))
     codes = [BASIC_PROFILE_CODE] + [OPTIONS[o][1:] for o in sorted(options, key=lambda o:
                                                                     OPTIONS[o][1])]
     items = []
     for value, meaning in codes:
         item = Dataset()
-        item.CodeValue = value
-        item.CodingSchemeDesignator = "DCM"
-        item.CodeMeaning = meaning
+        item.add(DataElement(0x00080100, "SH", value))  # CodeValue
+        item.add(DataElement(0x00080102, "SH", "DCM"))  # CodingSchemeDesignator
+        item.add(DataElement(0x00080104, "LO", meaning))  # CodeMeaning
         items.append(item)
-    ds.DeidentificationMethodCodeSequence = items
+    ds.add(DataElement(0x00120064, "SQ", Sequence(items)))  # ...MethodCodeSequence
     if "retain_longitudinal_modified_dates" in options:
-        ds.LongitudinalTemporalInformationModified = "MODIFIED"
+        longitudinal = "MODIFIED"
     elif "retain_longitudinal_full_dates" in options:
-        ds.LongitudinalTemporalInformationModified = "UNMODIFIED"
+        longitudinal = "UNMODIFIED"
     else:
-        ds.LongitudinalTemporalInformationModified = "REMOVED"
+        longitudinal = "REMOVED"
+    ds.add(DataElement(0x00280303, "CS", longitudinal))  # LongitudinalTemporalInformationModified
 
 
-def _write(ds: Dataset) -> bytes:
-    """Preamble, a file meta built anew (only what PS3.10 requires: nothing the sender's
-    AE titles, private meta or implementation carried), then the dataset.
+def _write(ds: Dataset) -> tuple[bytes, bytes]:
+    """The dataset encoded in two parts: every element before the pixel data (what the
+    self-check searches) and the pixel data with whatever follows it.
 
-    The meta group is encoded here (seven fixed elements); the dataset by pydicom's
-    ``write_dataset``, which copies every element still raw byte for byte. This skips
-    ``dcmwrite``'s copy and validation of the meta, which cost more than the header
-    cleaning on small files.
+    Encoded by pydicom's ``write_dataset``, which copies every element still raw byte
+    for byte; the file meta is built anew by :func:`_finish`. This skips ``dcmwrite``'s
+    copy and validation of the meta, which cost more than the header cleaning on small
+    files.
     """
     syntax = UID(str(ds.file_meta.TransferSyntaxUID))
-    implicit = syntax == ImplicitVRLittleEndian
-    little = syntax != ExplicitVRBigEndian
     try:
-        if "PixelData" in ds and not isinstance(ds.get_item(PIXEL_DATA), RawDataElement):
-            ds["PixelData"].is_undefined_length = syntax.is_compressed
-        body = DicomBytesIO()
-        body.is_implicit_VR, body.is_little_endian = implicit, little
-        write_dataset(body, ds)
-        data = body.getvalue()
-        meta = _meta_bytes(str(ds.SOPClassUID), str(ds.SOPInstanceUID), str(syntax))
+        pixels = element(ds, PIXEL_DATA)
+        if isinstance(pixels, DataElement):
+            pixels.is_undefined_length = syntax.is_compressed
+            if " or " in pixels.VR:  # resolved here: written apart from BitsAllocated
+                pixels.VR = "OW" if int(ds.get("BitsAllocated", 8) or 8) > 8 else "OB"
+        return _encode_split(ds, syntax)
     except (ValueError, TypeError, AttributeError, NotImplementedError, OverflowError,
             KeyError, struct.error) as exc:
         raise AnonymizationFailed("dicom_write_failed") from exc
+
+
+def _encode_split(ds: Dataset, syntax: UID) -> tuple[bytes, bytes]:
+    """(everything before the pixel data, the rest): the trailing elements are taken out
+    of the dataset while the head is written, then put back (no copies, no decoding)."""
+    elements = ds._dict  # noqa: SLF001 - see header.element
+    # int shifts, not BaseTag comparisons (a Python-level __ge__ per element)
+    trailing = [tag for tag in elements if tag >> 4 >= PIXEL_DATA >> 4]
+    if not trailing:
+        return _encode(ds, syntax), b""
+    held = {tag: elements.pop(tag) for tag in sorted(trailing)}
+    try:
+        head = _encode(ds, syntax)
+    finally:
+        elements.update(held)
+    fp = _stream(syntax)
+    for tag in held:  # resolved against the whole dataset (Pixel Data: OB or OW)
+        elem = correct_ambiguous_vr_element(ds[tag], ds, fp.is_little_endian)
+        write_data_element(fp, elem)
+    return head, bytes(fp.getvalue())
+
+
+def _stream(syntax: UID) -> DicomBytesIO:
+    fp = DicomBytesIO()
+    fp.is_implicit_VR = syntax == ImplicitVRLittleEndian
+    fp.is_little_endian = syntax != ExplicitVRBigEndian
+    return fp
+
+
+def _encode(part: Dataset, syntax: UID) -> bytes:
+    body = _stream(syntax)
+    write_dataset(body, part)
+    return bytes(body.getvalue())
+
+
+def _finish(ds: Dataset, head: bytes, tail: bytes) -> bytes:
+    """Preamble, a file meta built anew (only what PS3.10 requires: nothing the sender's
+    AE titles, private meta or implementation carried), then the dataset."""
+    syntax = str(ds.file_meta.TransferSyntaxUID)
+    meta = _meta_bytes(str(ds.SOPClassUID), str(ds.SOPInstanceUID), syntax)
+    data = head + tail
     if syntax == DeflatedExplicitVRLittleEndian:
         deflater = zlib.compressobj(9, zlib.DEFLATED, -zlib.MAX_WBITS)
         data = deflater.compress(data) + deflater.flush()
@@ -301,36 +348,57 @@ def _meta_bytes(sop_class: str, sop_instance: str, syntax: str) -> bytes:
     return element(0x0000, b"UL", struct.pack("<I", len(body))) + body
 
 
-def _verify(ds: Dataset, original: dict[str, bool], words: list[str],
-            private_allowed: bool) -> None:
-    """Check the cleaned dataset before it leaves, so a bug cannot ship an identifier:
-    Type 1 UIDs still there, no private element the policy did not keep, and none of the
-    patient's identifying words in any value (raw values are searched as bytes)."""
+def _verify(ds: Dataset, original: dict[str, bool], pattern: re.Pattern[bytes] | None,
+            private_allowed: bool, head: bytes) -> None:
+    """Check what is about to be written, so a bug cannot ship an identifier: the Type 1
+    UIDs the input had, no private element the policy did not keep, and none of the
+    patient's identifying words in any value.
+
+    The words are searched in the encoded bytes before the pixel data, as written (any
+    character set, raw or decoded values alike): one regex pass. Only on a hit are the
+    elements searched one by one, leaving out the marks we wrote ourselves (a patient
+    may be called "Basic", like the Basic Profile), to tell a real leak from that.
+    """
     for keyword, present in original.items():
         if present and not str(ds.get(keyword, "")).strip():
             raise AnonymizationFailed("dicom_output_invalid")
-    pattern = None
-    if words:
-        pattern = re.compile(rb"(?<![A-Za-z0-9_])(?:" + word_alternatives(words)
-                             + rb")(?![A-Za-z0-9_])", re.IGNORECASE)
-    for tag, vr, value in _values(ds):
-        if tag >> 16 & 1 and not private_allowed:
-            raise AnonymizationFailed("private_tags_remain")
-        if pattern is not None and vr not in SKIP_VRS and pattern.search(value):
+    if not private_allowed and _private_left(ds):
+        raise AnonymizationFailed("private_tags_remain")
+    if pattern is None or pattern.search(head) is None:
+        return
+    for _tag, vr, value in _values(ds, skip=MARK_TAGS):
+        if vr not in SKIP_VRS and pattern.search(value):
             raise AnonymizationFailed("identifier_remains")
 
 
+def _private_left(ds: Dataset) -> bool:
+    """Any private element, at any depth. A sequence still raw was never changed, and
+    the cleaner removes every private element it meets, so it holds none."""
+    for tag in ds.keys():  # noqa: SIM118 - tags, not elements (which would decode)
+        if tag >> 16 & 1:
+            return True
+        held = element(ds, tag)
+        if (isinstance(held, DataElement) and held.VR == "SQ"
+                and any(_private_left(item) for item in held.value or ())):
+            return True
+    return False
+
+
+# Written by _mark: fixed texts of ours, not content.
+MARK_TAGS = frozenset({0x00120062, 0x00120063, 0x00120064, 0x00280303})
 SKIP_VRS = frozenset({"OB", "OW", "OF", "OD", "OL", "OV", "SQ", "US", "SS", "UL", "SL", "FL",
                       "FD", "UV", "SV", "AT"})
 
 
-def _values(ds: Dataset) -> Iterator[tuple[int, str, bytes]]:
-    """(tag, VR, value bytes) of every element at every depth, decoding nothing kept raw."""
+def _values(ds: Dataset, skip: frozenset[int] = frozenset()
+            ) -> Iterator[tuple[int, str, bytes]]:
+    """(tag, VR, value bytes) of every element at every depth (but not the pixel data,
+    nor the ``skip`` elements and what they hold), decoding nothing kept raw."""
     for tag in ds.keys():  # noqa: SIM118 - tags, not elements (which would decode)
         t = int(tag)
-        if t == PIXEL_DATA:
+        if t == PIXEL_DATA or t in skip:
             continue
-        raw = ds.get_item(tag)
+        raw = element(ds, tag)
         vr = raw.VR if raw is not None else None
         if vr is None:
             try:
@@ -342,7 +410,7 @@ def _values(ds: Dataset) -> Iterator[tuple[int, str, bytes]]:
         elif vr == "SQ":
             yield t, vr, b""
             for item in ds[tag].value or ():
-                yield from _values(item)
+                yield from _values(item, skip)
         else:
             value = ds[tag].value
             yield t, vr, (value if isinstance(value, bytes) else str(value).encode("utf-8"))

@@ -84,8 +84,17 @@ def tesseract_available() -> bool:
     return True
 
 
+MIN_SIDE = 8  # px: below this no glyph of any font is legible
+
+
 def read_words(frame: np.ndarray, *, monochrome1: bool = False) -> list[Word]:
-    """Every non-empty word Tesseract reads in ``frame``, from both passes."""
+    """Every non-empty word Tesseract reads in ``frame``, from both passes.
+
+    A frame lower or narrower than :data:`MIN_SIDE` pixels cannot show a legible word
+    (and Tesseract refuses such images): nothing is read there.
+    """
+    if min(frame.shape[:2]) < MIN_SIDE:
+        return []
     view = to_view(frame, monochrome1=monochrome1)
     scale = 2 if max(view.shape[:2]) <= UPSCALE_MAX_SIDE else 1
     if scale != 1:
