@@ -43,6 +43,10 @@ T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- tasks
+# Ended leases after which the same annotator may be offered the task again.
+RETURNABLE = ("released", "expired")
+
+
 def add_tasks(session: Session, project: Project, items: list[tuple[str, int, int]]) -> int:
     """Create a task per (item_id, width, height) not yet tasked; returns how many.
 
@@ -121,7 +125,8 @@ def _candidates(project_id: str, annotator_id: str, *, gold: bool | None, skip_l
     """Written so the plan does not hinge on table statistics (a freshly filled project has
     none): NOT IN (...) and the item probe stay per-query subplans, never joins that the
     planner could turn into a nested loop over every row."""
-    held = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id)
+    held = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id,
+                                            Assignment.state.not_in(RETURNABLE))
     stmt = select(Task.id).where(Task.project_id == project_id, Task.slots_left > 0,
                                  Task.id.not_in(held))
     if gold is not None:
@@ -153,10 +158,21 @@ def _take_slot(session: Session, task_id: str) -> bool:
 
 def _new_lease(session: Session, project: Project, task_id: str, annotator_id: str,
                now: datetime) -> Assignment:
+    """A new lease row, or this annotator's own released or expired row leased again (a
+    task handed back, or left to expire, may come back to the same person; one skipped,
+    submitted or reviewed never does). Either way one row per (task, annotator)."""
+    expires = now + timedelta(seconds=project.lease_seconds)
+    again = session.scalars(
+        update(Assignment)
+        .where(Assignment.task_id == task_id, Assignment.annotator_id == annotator_id,
+               Assignment.state.in_(RETURNABLE))
+        .values(state="leased", lease_expires_at=expires, updated_at=now)
+        .returning(Assignment), execution_options=_RETURNING).first()
+    if again is not None:
+        return again
     assignment = Assignment(
         task_id=task_id, project_id=project.id, annotator_id=annotator_id, state="leased",
-        lease_expires_at=now + timedelta(seconds=project.lease_seconds),
-        created_at=now, updated_at=now)
+        lease_expires_at=expires, created_at=now, updated_at=now)
     session.add(assignment)
     session.flush()  # the unique (task, annotator) row is the last word on double leases
     return assignment
