@@ -28,7 +28,6 @@ from dataclasses import dataclass
 
 import pydicom
 from pydicom import config
-from pydicom.datadict import dictionary_VR
 from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.errors import InvalidDicomError
@@ -47,7 +46,12 @@ from pydicom.uid import (
     ImplicitVRLittleEndian,
 )
 
-from gateway.anonymize.dicom.header import HeaderCleaner, element, identifying_words
+from gateway.anonymize.dicom.header import (
+    HeaderCleaner,
+    element,
+    element_vr,
+    identifying_words,
+)
 from gateway.anonymize.dicom.pseudonyms import Pseudonymizer
 from gateway.errors import AnonymizationFailed, InvalidUpload
 from policies import Policy
@@ -399,12 +403,7 @@ def _values(ds: Dataset, skip: frozenset[int] = frozenset()
         if t == PIXEL_DATA or t in skip:
             continue
         raw = element(ds, tag)
-        vr = raw.VR if raw is not None else None
-        if vr is None:
-            try:
-                vr = dictionary_VR(tag)
-            except KeyError:
-                vr = "UN"
+        vr = element_vr(ds, tag)
         if isinstance(raw, RawDataElement):  # a raw sequence is searched as its bytes
             yield t, "UN" if vr == "SQ" else vr, bytes(raw.value or b"")
         elif vr == "SQ":

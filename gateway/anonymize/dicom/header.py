@@ -193,7 +193,7 @@ class HeaderCleaner:
 
     def _unlisted(self, ds: Dataset, tag: BaseTag) -> None:
         raw = element(ds, tag)
-        vr = _vr(ds, tag)
+        vr = element_vr(ds, tag)
         if vr == "SQ":
             self._sequence(ds, tag)
         elif vr == "UI":
@@ -215,7 +215,7 @@ class HeaderCleaner:
             del ds[tag]
             self.report.removed += 1
             return
-        vr = _vr(ds, tag)
+        vr = element_vr(ds, tag)
         if action == "U" and vr == "UI" and self._map_raw_uids(ds, tag):
             return
         if action == "C" and vr in ("DA", "TM", "DT") and self.modified_dates:
@@ -331,7 +331,7 @@ class HeaderCleaner:
             if time_tag not in present:
                 continue
             day, time_ = _text(ds, date_tag), _text(ds, time_tag)
-            if not day or not time_ or _vr(ds, date_tag) != "DA":
+            if not day or not time_ or element_vr(ds, date_tag) != "DA":
                 continue
             shifted = shift_pair(day, time_, self.shift)
             if shifted is None:
@@ -468,7 +468,7 @@ def element(ds: Dataset, tag: int) -> DataElement | RawDataElement | None:
     return ds._dict.get(tag)  # type: ignore[call-overload]  # noqa: SLF001
 
 
-def _vr(ds: Dataset, tag: int) -> str:
+def element_vr(ds: Dataset, tag: int) -> str:
     """The element's VR without decoding it (implicit VR: the dictionary's, else UN)."""
     raw = element(ds, tag)
     vr = raw.VR if raw is not None else None

@@ -2,19 +2,8 @@
 
 Why it is built this way:
 
-* **Frames in one shape.** :func:`decode_frames` gives every frame as H x W (grey, the
-  stored integers: no rescale, no VOI) or H x W x 3 RGB, whatever the transfer syntax
-  (native little/big endian, deflated, JPEG, JPEG-LS, JPEG 2000, RLE: pydicom with GDCM,
-  pylibjpeg and pyjpegls). YBR is converted to RGB by the decoders; palette colour is
-  expanded to RGB here. Masking then needs no knowledge of how pixels were stored.
-* **Lossless in, lossless out; lossy never twice.** :func:`encode_frames` keeps the
-  transfer syntax when it is lossless and an encoder exists (native syntaxes, RLE,
-  JPEG-LS lossless, JPEG 2000 lossless) and checks the encoded frames decode to exactly
-  the cleaned ones; otherwise (JPEG baseline/extended/lossless, JPEG-LS near-lossless,
-  JPEG 2000 that may be lossy, a failed check) it writes uncompressed Explicit VR Little
-  Endian rather than compress a second time. A file that was lossy keeps saying so
-  (LossyImageCompression "01"). Big endian stays big endian: ``Dataset.save_as``
-  refuses to change endianness and the engine saves with it.
+* **Frames** are decoded and encoded back by :mod:`.frames` (one shape for every
+  transfer syntax; lossless in, lossless out; lossy never twice).
 * **Text is found by OCR, word by word.** :func:`clean_burned_in_text` reads every
   frame with Tesseract (:mod:`.ocr`) and fills each selected word box, plus
   ``policy.padding`` px, with what displays as black (the frame's lowest value). Words
