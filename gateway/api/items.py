@@ -18,7 +18,7 @@ from gateway.sealing import open_blob
 
 bp = Blueprint("items", __name__, url_prefix="/v1/items")
 
-_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
+EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png", "image/webp": "webp",
                "image/tiff": "tiff", "image/bmp": "bmp", "application/dicom": "dcm"}
 
 
@@ -59,7 +59,7 @@ def get_content(item_id: str) -> Any:
     chunks = open_blob(context.runtime(), blob, context.session())
     context.audit_ok(object_type="item", object_id=item.id, dataset_id=item.dataset_id,
                      content_sha256=blob.sha256)
-    ext = _EXTENSIONS.get(item.media_type, "bin")
+    ext = EXTENSIONS.get(item.media_type, "bin")
     return _attachment(chunks, item.media_type, f"{item.id}.{ext}")
 
 
@@ -89,5 +89,5 @@ def get_original(item_id: str) -> Any:
     chunks = open_blob(context.runtime(), blob, context.session())
     context.audit_ok(object_type="item", object_id=item.id, dataset_id=item.dataset_id,
                      content_sha256=blob.sha256)
-    ext = _EXTENSIONS.get(item.media_type, "bin")
+    ext = EXTENSIONS.get(item.media_type, "bin")
     return _attachment(chunks, item.media_type, f"{item.id}-original.{ext}")

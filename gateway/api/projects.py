@@ -28,6 +28,7 @@ from gateway.annotation.schema import (
 from gateway.api import context, schemas
 from gateway.api.access import visible_dataset
 from gateway.api.endpoint import endpoint
+from gateway.api.items import EXTENSIONS
 from gateway.api.project_access import projects_visible_to_caller, visible_project
 from gateway.api.serializers import assignment_json, project_json
 from gateway.db.models import Assignment, Item, Principal, Project, ProjectMember, Task, utcnow
@@ -233,9 +234,12 @@ def export(project_id: str, body: dict[str, Any]) -> Any:
     project = visible_project(project_id)
     db = context.session()
     accepted = _annotations_by_item(project, ("accepted",))
-    tasks = db.scalars(select(Task).where(Task.id.in_(list(accepted))).order_by(Task.id)).all()
-    images = [ExportImage(task_id=t.id, item_id=t.item_id, file_name=f"{t.item_id}.jpg",
-                          width=t.width, height=t.height) for t in tasks]
+    rows = db.execute(select(Task, Item.media_type).join(Item, Item.id == Task.item_id)
+                      .where(Task.id.in_(list(accepted))).order_by(Task.id)).all()
+    # file names as GET /v1/items/{id}/content names the anonymized copy
+    images = [ExportImage(task_id=t.id, item_id=t.item_id,
+                          file_name=f"{t.item_id}.{EXTENSIONS.get(media_type, 'bin')}",
+                          width=t.width, height=t.height) for t, media_type in rows]
     per_task = {task_id: list(by_annotator.values()) for task_id, by_annotator in
                 accepted.items()}
     vocabulary = label_schema(project)

@@ -167,6 +167,7 @@ def test_annotate_review_agree_export(world: World) -> None:
     assert coco.status_code == 200
     document = coco.get_json()
     assert len(document["annotations"]) == 1 and len(document["images"]) == 1
+    assert document["images"][0]["file_name"].endswith(".png")  # the anonymized copy's name
     assert {c["label"] for c in document["categories"]} >= {"Gesicht"}
     yolo = world.call("owner", "POST", f"/v1/projects/{world.project}/exports",
                       json={"format": "yolo"})
