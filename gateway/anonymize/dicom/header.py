@@ -414,7 +414,7 @@ class HeaderCleaner:
         del ds[tag]
         self.report.private_removed += 1
 
-    def _safe(self, ds: Dataset, elem: DataElement) -> None | bool:
+    def _safe(self, ds: Dataset, elem: DataElement) -> bool:
         tag = elem.tag
         if 0x0010 <= tag.element <= 0x00FF:  # a private creator: kept if its block is
             return any(self._safe(ds, e) for e in ds
