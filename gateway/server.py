@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 from gunicorn.app.base import BaseApplication
@@ -21,7 +22,12 @@ class _Gunicorn(BaseApplication):
     def load(self) -> Any:
         from gateway import create_app
 
-        return create_app()
+        app = create_app()
+        # Everything loaded so far (some 170,000 objects: the libraries, the app) lives as
+        # long as the worker. Moved out of the collector's reach, a full collection costs
+        # microseconds instead of ~100 ms stalling every request thread of the worker.
+        gc.freeze()
+        return app
 
 
 def run(settings: Settings) -> None:

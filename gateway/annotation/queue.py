@@ -20,16 +20,21 @@ their offset; all time comparisons happen in SQL, on values written the same way
 
 from __future__ import annotations
 
+import functools
 import random
+import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
-from sqlalchemy import Select, case, func, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, case, func, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session, aliased
+from sqlalchemy.sql.expression import ColumnClause
 
-from gateway.db.models import Assignment, Item, Project, Task
+from gateway.db.models import Assignment, Item, Project, Task, new_id
 from gateway.errors import Conflict
 
 STATES = ("leased", "submitted", "accepted", "rejected", "released", "expired", "skipped")
@@ -80,8 +85,13 @@ def set_gold(session: Session, task: Task, answer_json: str) -> None:
 
 
 # --------------------------------------------------------------------------- leasing
+class Lease(NamedTuple):
+    assignment: Assignment
+    task: Task
+
+
 def lease_next(session: Session, project: Project, annotator_id: str, *, now: datetime,
-               rng: random.Random) -> Assignment | None:
+               rng: random.Random) -> Lease | None:
     """Lease the oldest task this annotator never had; None when nothing is left for them.
 
     Gold is preferred with probability ``gold_rate`` (falling back to the other kind).
@@ -90,92 +100,126 @@ def lease_next(session: Session, project: Project, annotator_id: str, *, now: da
     otherwise an annotator could be told "nothing left" only because the remaining tasks
     were briefly locked by leases that end up leaving a slot free, and at the tail of
     the queue such a slot would be stranded.
+
+    Expired leases are swept at most every ``SWEEP_SECONDS`` per project on this path
+    (the sweep is a write every request would otherwise make), and always before saying
+    "nothing left": a slot held by a dead lease is never stranded, at worst offered a
+    few seconds after its expiry while other work is waiting anyway.
     """
     now = _utc(now)
-    expire_leases(session, project.id, now=now)
+    swept = _SWEEPS.due(project.id, now)
+    if swept:
+        expire_leases(session, project.id, now=now)
     want_gold = project.gold_rate > 0 and rng.random() < project.gold_rate
-    picks: list[tuple[bool | None, bool]] = [
-        (want_gold, True), (not want_gold, True), (None, False)]
-    for gold, skip_locked in picks:
-        task_id = _pick(session, project.id, annotator_id, gold=gold, skip_locked=skip_locked)
-        if task_id is not None and _take_slot(session, task_id):
-            return _new_lease(session, project, task_id, annotator_id, now)
-    return None
+    while True:
+        for gold, skip_locked in ((want_gold, True), (not want_gold, True), (None, False)):
+            task = _take_slot(session, project.id, annotator_id, gold=gold,
+                              skip_locked=skip_locked)
+            if task is not None:
+                return Lease(_new_lease(session, project, task, annotator_id, now), task)
+        if swept or expire_leases(session, project.id, now=now) == 0:
+            return None
+        swept = True
 
 
-def _pick(session: Session, project_id: str, annotator_id: str, *, gold: bool | None,
-          skip_locked: bool) -> str | None:
-    """The oldest open task of a still-ready item that this annotator has no row for.
+class _SweepClock:
+    """When each project's expired leases were last swept by this process."""
 
-    Fail closed: a task whose item is no longer ready (erased, withdrawn) is never
-    offered. Checking every candidate's item costs an index probe per open task of the
-    project, so the first query checks only the winner; if its item is not ready, the
-    second one checks them all.
+    def __init__(self, every: timedelta) -> None:
+        self._every, self._last, self._lock = every, dict[str, datetime](), threading.Lock()
+
+    def due(self, project_id: str, now: datetime) -> bool:
+        with self._lock:
+            last = self._last.get(project_id)
+            if last is not None and last <= now < last + self._every:
+                return False
+            self._last[project_id] = now
+            return True
+
+
+SWEEP_SECONDS = 5
+# A literal, not a bound parameter: a prepared statement's generic plan can only use the
+# partial index (WHERE slots_left > 0) if the query says "> 0" in so many words.
+_ZERO: ColumnClause[Any] = literal_column("0")
+_RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]  # constants
+_SWEEPS = _SweepClock(timedelta(seconds=SWEEP_SECONDS))
+
+
+def _take_slot(session: Session, project_id: str, annotator_id: str, *, gold: bool | None,
+               skip_locked: bool) -> Task | None:
+    """Pick the oldest open task of a still-ready item that this annotator has no row for,
+    and take one of its slots, in one statement: ``UPDATE ... WHERE id = (SELECT ... FOR
+    UPDATE SKIP LOCKED)``. The ``slots_left > 0`` condition on the update makes "never
+    beyond the overlap" hold by itself, whatever the isolation level or lock support.
+
+    Fail closed: a task whose item is no longer ready (erased, withdrawn) is never offered.
+    The pick walks the partial index of open tasks (``ix_tasks_open``) in queue order; the
+    annotator's own row and the item's status are per-row subplans (index probes), never
+    joins the planner could turn into a scan of every assignment: the plan does not hinge
+    on table statistics, which a freshly filled project does not have.
     """
-    task_id = session.scalar(_candidates(project_id, annotator_id, gold=gold,
-                                         skip_locked=skip_locked, check_items=False))
-    if task_id is None or _item_ready(session, task_id):
-        return task_id
-    return session.scalar(_candidates(project_id, annotator_id, gold=gold,
-                                      skip_locked=skip_locked, check_items=True))
+    stmt = _take_statement(gold, skip_locked)
+    return session.scalars(stmt, {"b_project": project_id, "b_annotator": annotator_id},
+                           execution_options=_RETURNING).first()
 
 
-def _candidates(project_id: str, annotator_id: str, *, gold: bool | None, skip_locked: bool,
-                check_items: bool) -> Select[Any]:
-    """Written so the plan does not hinge on table statistics (a freshly filled project has
-    none): NOT IN (...) and the item probe stay per-query subplans, never joins that the
-    planner could turn into a nested loop over every row."""
-    held = select(Assignment.task_id).where(Assignment.annotator_id == annotator_id,
-                                            Assignment.state.not_in(RETURNABLE))
-    stmt = select(Task.id).where(Task.project_id == project_id, Task.slots_left > 0,
-                                 Task.id.not_in(held))
+@functools.cache
+def _take_statement(gold: bool | None, skip_locked: bool) -> Any:
+    """Built once per variant (building it costs more than running it), with the project
+    and annotator as bound parameters (named apart from the columns: SQLAlchemy keeps
+    column names for an UPDATE's or INSERT's own values)."""
+    candidate = aliased(Task)  # the inner pick, not correlated with the outer UPDATE
+    held = (select(Assignment.id).where(Assignment.task_id == candidate.id,
+                                        Assignment.annotator_id == bindparam("b_annotator"),
+                                        Assignment.state.not_in(_RETURNABLE_SQL))
+            .limit(1).scalar_subquery())
+    item_status = select(Item.status).where(Item.id == candidate.item_id).scalar_subquery()
+    pick = select(candidate.id).where(candidate.project_id == bindparam("b_project"),
+                                      candidate.slots_left > _ZERO, held.is_(None),
+                                      item_status == "ready")
     if gold is not None:
-        stmt = stmt.where(Task.gold.is_(gold))
-    if check_items:
-        stmt = stmt.where(_item_status() == "ready")
-    return (stmt.order_by(Task.created_at, Task.id).limit(1)
-            .with_for_update(of=Task, skip_locked=skip_locked))
-
-
-def _item_status() -> Any:
-    return select(Item.status).where(Item.id == Task.item_id).scalar_subquery()
-
-
-def _item_ready(session: Session, task_id: str) -> bool:
-    return session.scalar(select(_item_status()).where(Task.id == task_id)) == "ready"
-
-
-def _take_slot(session: Session, task_id: str) -> bool:
-    """Decrement ``slots_left`` only if a slot is still free.
-
-    The row lock already guarantees it on PostgreSQL; the condition makes "never beyond
-    the overlap" hold by itself, whatever the isolation level or lock support.
-    """
-    stmt = (update(Task).where(Task.id == task_id, Task.slots_left > 0)
+        pick = pick.where(candidate.gold.is_(gold))
+    pick = (pick.order_by(candidate.created_at, candidate.id).limit(1)
+            .with_for_update(of=candidate, skip_locked=skip_locked))
+    return (update(Task).where(Task.id == pick.scalar_subquery(), Task.slots_left > 0)
             .values(slots_left=Task.slots_left - 1).returning(Task))
-    return session.scalars(stmt, execution_options=_RETURNING).first() is not None
 
 
-def _new_lease(session: Session, project: Project, task_id: str, annotator_id: str,
+def _new_lease(session: Session, project: Project, task: Task, annotator_id: str,
                now: datetime) -> Assignment:
     """A new lease row, or this annotator's own released or expired row leased again (a
     task handed back, or left to expire, may come back to the same person; one skipped,
-    submitted or reviewed never does). Either way one row per (task, annotator)."""
+    submitted or reviewed never does): one upsert on the unique (task, annotator) row,
+    which is the last word on double leases. It updates nothing when the row is in any
+    other state: only a concurrent request of the same annotator that took this task an
+    instant earlier gets there, and this one is refused (its slot rolls back with it)."""
     expires = now + timedelta(seconds=project.lease_seconds)
-    again = session.scalars(
-        update(Assignment)
-        .where(Assignment.task_id == task_id, Assignment.annotator_id == annotator_id,
-               Assignment.state.in_(RETURNABLE))
-        .values(state="leased", lease_expires_at=expires, updated_at=now)
-        .returning(Assignment), execution_options=_RETURNING).first()
-    if again is not None:
-        return again
-    assignment = Assignment(
-        task_id=task_id, project_id=project.id, annotator_id=annotator_id, state="leased",
-        lease_expires_at=expires, created_at=now, updated_at=now)
-    session.add(assignment)
-    session.flush()  # the unique (task, annotator) row is the last word on double leases
-    return assignment
+    stmt = _lease_statement(session.get_bind().dialect.name)
+    lease = session.scalars(stmt, {
+        "b_id": new_id(), "b_task": task.id, "b_project": project.id,
+        "b_annotator": annotator_id, "b_expires": expires, "b_now": now},
+        execution_options=_RETURNING).first()
+    if lease is None:
+        raise Conflict("another lease request of yours is in progress; retry",
+                       reason="lease_in_progress")
+    return lease
+
+
+@functools.cache
+def _lease_statement(dialect: str) -> Any:
+    """The upsert, built once per dialect (PostgreSQL and SQLite spell ON CONFLICT alike)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    return (insert(Assignment)
+            .values(id=bindparam("b_id"), task_id=bindparam("b_task"),
+                    project_id=bindparam("b_project"), annotator_id=bindparam("b_annotator"),
+                    state="leased", lease_expires_at=bindparam("b_expires"),
+                    created_at=bindparam("b_now"), updated_at=bindparam("b_now"))
+            .on_conflict_do_update(
+                index_elements=[Assignment.task_id, Assignment.annotator_id],
+                set_={"state": "leased", "lease_expires_at": bindparam("b_expires"),
+                      "updated_at": bindparam("b_now")},
+                where=Assignment.state.in_(RETURNABLE))
+            .returning(Assignment))
 
 
 def expire_leases(session: Session, project_id: str, *, now: datetime) -> int:

@@ -15,10 +15,10 @@ from flask import Blueprint, Response, jsonify
 from gateway.annotation import queue
 from gateway.api import context, schemas
 from gateway.api.endpoint import endpoint
-from gateway.api.project_access import visible_assignment
+from gateway.api.project_access import Visible, visible_assignment
 from gateway.api.projects import checked_annotations
 from gateway.api.serializers import assignment_json
-from gateway.db.models import Assignment, Item, Project, Task, utcnow
+from gateway.db.models import Assignment, Item, utcnow
 from gateway.errors import Conflict
 from gateway.media import derivative_blob, derivative_chunks
 
@@ -34,28 +34,26 @@ def _live(assignment: Assignment) -> bool:
     return expires > utcnow()
 
 
-def _reply(assignment: Assignment, project: Project) -> Any:
-    task = context.session().get(Task, assignment.task_id)
-    assert task is not None
-    return jsonify(assignment_json(assignment, task, project))
+def _reply(visible: Visible) -> Any:
+    return jsonify(assignment_json(visible.assignment, visible.task, visible.project))
 
 
 @endpoint(bp, "POST", "/<assignment_id>/renew", permission="tasks:work",
           event="annotator:lease:renewed", summary="Extend the caller's lease",
           responses={200: ("The assignment", schemas.ASSIGNMENT)})
 def renew(assignment_id: str) -> Any:
-    assignment, project = visible_assignment(assignment_id)
-    queue.renew(context.session(), assignment, now=utcnow())
-    return _reply(assignment, project)
+    visible = visible_assignment(assignment_id)
+    queue.renew(context.session(), visible.assignment, now=utcnow())
+    return _reply(visible)
 
 
 @endpoint(bp, "POST", "/<assignment_id>/release", permission="tasks:work",
           event="annotator:lease:released", summary="Give the task back to the queue",
           responses={200: ("The assignment", schemas.ASSIGNMENT)})
 def release(assignment_id: str) -> Any:
-    assignment, project = visible_assignment(assignment_id)
-    queue.release(context.session(), assignment, now=utcnow())
-    return _reply(assignment, project)
+    visible = visible_assignment(assignment_id)
+    queue.release(context.session(), visible.assignment, now=utcnow())
+    return _reply(visible)
 
 
 @endpoint(bp, "POST", "/<assignment_id>/skip", permission="tasks:work",
@@ -63,9 +61,9 @@ def release(assignment_id: str) -> Any:
           summary="Skip the task: back to the queue, never offered to the caller again",
           responses={200: ("The assignment", schemas.ASSIGNMENT)})
 def skip(assignment_id: str) -> Any:
-    assignment, project = visible_assignment(assignment_id)
-    queue.skip(context.session(), assignment, now=utcnow())
-    return _reply(assignment, project)
+    visible = visible_assignment(assignment_id)
+    queue.skip(context.session(), visible.assignment, now=utcnow())
+    return _reply(visible)
 
 
 @endpoint(bp, "POST", "/<assignment_id>/submit", permission="tasks:work",
@@ -75,12 +73,10 @@ def skip(assignment_id: str) -> Any:
           responses={200: ("The assignment", schemas.ASSIGNMENT),
                      400: ("Annotations that do not fit: every problem with its path", None)})
 def submit(assignment_id: str, body: dict[str, Any]) -> Any:
-    assignment, project = visible_assignment(assignment_id)
-    task = context.session().get(Task, assignment.task_id)
-    assert task is not None
-    annotation = checked_annotations(project, task, body)
-    queue.submit(context.session(), assignment, annotation, now=utcnow())
-    return _reply(assignment, project)
+    visible = visible_assignment(assignment_id)
+    annotation = checked_annotations(visible.project, visible.task, body)
+    queue.submit(context.session(), visible.assignment, annotation, now=utcnow())
+    return _reply(visible)
 
 
 @endpoint(bp, "GET", "/<assignment_id>/media", permission="tasks:work",
@@ -89,12 +85,11 @@ def submit(assignment_id: str, body: dict[str, Any]) -> Any:
           responses={200: ("The anonymized image", None),
                      409: ("The lease expired or ended", None)})
 def media(assignment_id: str) -> Any:
-    assignment, _ = visible_assignment(assignment_id)
+    assignment, _, task = visible_assignment(assignment_id)
     if assignment.state != "leased" or not _live(assignment):
         raise Conflict("the lease is not live; lease a task again", reason="lease_expired")
     db = context.session()
-    task = db.get(Task, assignment.task_id)
-    item = db.get(Item, task.item_id) if task is not None else None
+    item = db.get(Item, task.item_id)
     assert item is not None
     blob = derivative_blob(db, item)
     chunks = derivative_chunks(context.runtime(), db, item)
@@ -109,9 +104,10 @@ def media(assignment_id: str) -> Any:
           summary="Accept or reject a submission; rejected work goes back to the queue",
           body=schemas.REVIEW, responses={200: ("The assignment", schemas.ASSIGNMENT)})
 def review(assignment_id: str, body: dict[str, Any]) -> Any:
-    assignment, project = visible_assignment(assignment_id)
+    visible = visible_assignment(assignment_id)
+    assignment = visible.assignment
     queue.review(context.session(), assignment, context.identity().principal_id,
                  body["decision"] == "accept", body.get("comment"), now=utcnow())
     context.audit_ok(object_type="assignment", object_id=assignment.id,
                      refs={"decision": body["decision"]})
-    return _reply(assignment, project)
+    return _reply(visible)

@@ -7,13 +7,15 @@ and the caller cannot tell which ids exist.
 
 from __future__ import annotations
 
+from typing import Any, NamedTuple
+
 from flask import request
 from sqlalchemy import select
 
 from gateway.annotation.matrix import ANY, LEASE, MEMBER, OWNER, condition
 from gateway.api import context
 from gateway.api.endpoint import current_spec
-from gateway.db.models import Assignment, Project, ProjectMember
+from gateway.db.models import Assignment, Project, ProjectMember, Task
 from gateway.errors import NotFound
 
 
@@ -26,46 +28,62 @@ def _condition() -> str | None:
     return condition(current_spec().method, rule, context.identity().role)
 
 
-def member_role(project_id: str, principal_id: str) -> str | None:
-    return context.session().scalar(select(ProjectMember.role).where(
-        ProjectMember.project_id == project_id, ProjectMember.principal_id == principal_id))
+def _caller_role() -> Any:
+    """The caller's role in the project of the row being selected (NULL if none), as a
+    column of the same query: one round trip resolves the object and the membership."""
+    return select(ProjectMember.role).where(
+        ProjectMember.project_id == Project.id,
+        ProjectMember.principal_id == context.identity().principal_id).scalar_subquery()
 
 
-def allowed(project: Project, rule_condition: str | None) -> bool:
+def allowed(project: Project, caller_role: str | None, rule_condition: str | None) -> bool:
     ident = context.identity()
     if rule_condition == ANY:
         return True
     if rule_condition == OWNER:
         return ident.role == "admin" or project.owner_id == ident.principal_id
     if rule_condition in (MEMBER, LEASE):
-        return member_role(project.id, ident.principal_id) == ident.role
+        return caller_role == ident.role
     return False
 
 
 def visible_project(project_id: str) -> Project:
     context.note(object_id=project_id)
-    project = context.session().get(Project, project_id)
+    row = context.session().execute(
+        select(Project, _caller_role()).where(Project.id == project_id)).first()
     cond = _condition()
-    if project is None or cond == LEASE or not allowed(project, cond):
+    if row is None or cond == LEASE or not allowed(row[0], row[1], cond):
         raise _refuse("project")
+    project: Project = row[0]
     context.note(dataset_id=project.dataset_id)
     return project
 
 
-def visible_assignment(assignment_id: str) -> tuple[Assignment, Project]:
+class Visible(NamedTuple):
+    """An assignment the caller may act on, with its project and task (loaded together)."""
+
+    assignment: Assignment
+    project: Project
+    task: Task
+
+
+def visible_assignment(assignment_id: str) -> Visible:
     context.note(object_id=assignment_id)
-    db = context.session()
-    assignment = db.get(Assignment, assignment_id)
-    project = db.get(Project, assignment.project_id) if assignment is not None else None
-    if assignment is None or project is None:
+    row = context.session().execute(
+        select(Assignment, Project, Task, _caller_role())
+        .join(Project, Project.id == Assignment.project_id)
+        .join(Task, Task.id == Assignment.task_id)
+        .where(Assignment.id == assignment_id)).first()
+    if row is None:
         raise _refuse("assignment")
+    assignment, project, task, caller_role = row
     cond = _condition()
     if cond == LEASE and assignment.annotator_id != context.identity().principal_id:
         raise _refuse("assignment")
-    if not allowed(project, cond):
+    if not allowed(project, caller_role, cond):
         raise _refuse("assignment")
     context.note(dataset_id=project.dataset_id)
-    return assignment, project
+    return Visible(assignment, project, task)
 
 
 def projects_visible_to_caller() -> list[Project]:

@@ -13,7 +13,6 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
 from gateway.annotation import queue
 from gateway.annotation.agreement import agreement_report
@@ -32,7 +31,7 @@ from gateway.api.items import EXTENSIONS
 from gateway.api.project_access import projects_visible_to_caller, visible_project
 from gateway.api.serializers import assignment_json, project_json
 from gateway.db.models import Assignment, Item, Principal, Project, ProjectMember, Task, utcnow
-from gateway.errors import Conflict, InvalidRequest, NotFound
+from gateway.errors import InvalidRequest, NotFound
 from gateway.media import image_size
 
 bp = Blueprint("projects", __name__, url_prefix="/v1/projects")
@@ -166,18 +165,13 @@ def set_gold(project_id: str, body: dict[str, Any]) -> Any:
 def next_task(project_id: str) -> Any:
     project = visible_project(project_id)
     db = context.session()
-    try:
-        assignment = queue.lease_next(db, project, context.identity().principal_id,
-                                      now=utcnow(), rng=random.SystemRandom())
-    except IntegrityError:  # the same annotator's concurrent request took this task
-        raise Conflict("another lease request of yours is in progress; retry",
-                       reason="lease_in_progress") from None
-    if assignment is None:
+    lease = queue.lease_next(db, project, context.identity().principal_id, now=utcnow(),
+                             rng=random.SystemRandom())
+    if lease is None:
         context.audit_ok(object_type="project", object_id=project.id,
                          dataset_id=project.dataset_id, reason="queue_empty")
         return Response(status=204)
-    task = db.get(Task, assignment.task_id)
-    assert task is not None
+    assignment, task = lease
     context.audit_ok(object_type="assignment", object_id=assignment.id,
                      dataset_id=project.dataset_id, refs={"project": project.id})
     return jsonify(assignment_json(assignment, task, project))

@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -187,8 +188,12 @@ class Task(Base):
     it back). gold_answer: the known annotation of a gold item (JSON)."""
 
     __tablename__ = "tasks"
+    # The queue's index: open tasks only, in queue order, so a pick never walks the
+    # tasks already done (partial index on PostgreSQL and SQLite alike).
     __table_args__ = (UniqueConstraint("project_id", "item_id"),
-                      Index("ix_tasks_queue", "project_id", "created_at", "id"))
+                      Index("ix_tasks_open", "project_id", "created_at", "id",
+                            postgresql_where=text("slots_left > 0"),
+                            sqlite_where=text("slots_left > 0")))
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)

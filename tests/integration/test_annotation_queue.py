@@ -91,7 +91,8 @@ def lease(s: Session, seeded: Seeded, annotator: str, now: datetime,
           rng: random.Random | None = None) -> Assignment | None:
     project = s.get(Project, seeded.project_id)
     assert project is not None
-    return queue.lease_next(s, project, annotator, now=now, rng=rng or random.Random(0))
+    got = queue.lease_next(s, project, annotator, now=now, rng=rng or random.Random(0))
+    return got.assignment if got is not None else None
 
 
 def slots(s: Session, task_id: str) -> int:
@@ -191,6 +192,73 @@ def test_expire_leases_counts_and_frees(runtime: Any) -> None:
         assert queue.progress(s, seeded.project_id)["slots_left"] == 6
         assert queue.expire_leases(s, seeded.project_id,
                                    now=now + timedelta(seconds=LEASE + 2)) == 0
+
+
+def test_the_sweep_is_throttled_but_always_runs_before_saying_nothing_left(
+        runtime: Any) -> None:
+    """Between sweeps an expired lease keeps its slot while other work is offered; once
+    nothing else is left the sweep runs at once, so the slot is never stranded."""
+    seeded = seed(runtime, items=2, lease_seconds=1)
+    first, second = seeded.annotators[:2]
+    now = utcnow()
+    with runtime.session() as s:
+        a = lease(s, seeded, first, now)  # sweeps (first call for the project)
+        assert a is not None
+        soon = now + timedelta(seconds=2)  # a has expired; the next sweep is not due
+        assert soon < now + timedelta(seconds=queue.SWEEP_SECONDS)
+        b = lease(s, seeded, second, soon)
+        assert b is not None and b.task_id != a.task_id  # the other task, no sweep
+        s.refresh(a)
+        assert a.state == "leased"
+        c = lease(s, seeded, second, soon)  # nothing else left: sweep, then a's task
+        assert c is not None and c.task_id == a.task_id
+        s.refresh(a)
+        assert a.state == "expired"
+        s.commit()
+
+
+def test_a_lease_row_in_another_state_refuses_a_second_lease(runtime: Any) -> None:
+    """The upsert only revives released or expired rows: a concurrent request of the
+    same annotator that got there first wins, this one is refused."""
+    seeded = seed(runtime, items=1)
+    first = seeded.annotators[0]
+    now = utcnow()
+    with runtime.session() as s:
+        a = lease(s, seeded, first, now)
+        assert a is not None
+        project = s.get(Project, seeded.project_id)
+        task = s.get(Task, a.task_id)
+        assert project is not None and task is not None
+        with pytest.raises(Conflict) as refused:
+            queue._new_lease(s, project, task, first, now)
+        assert refused.value.extensions["reason"] == "lease_in_progress"
+        s.rollback()
+
+
+def test_the_pick_uses_the_open_tasks_index_in_a_generic_plan(runtime: Any) -> None:
+    """Prepared statements end up with a generic plan; it must still walk the partial
+    index of open tasks (the query says ``slots_left > 0`` literally), or every pick
+    would scan and sort all of the project's tasks."""
+    if runtime.engine.dialect.name != "postgresql":
+        pytest.skip("plans are PostgreSQL's")
+    from psycopg import sql as psycopg_sql
+
+    seeded = seed(runtime, items=20, overlap=1)
+    dialect = runtime.engine.dialect.__class__(paramstyle="numeric_dollar")
+    compiled = queue._take_statement(False, True).compile(dialect=dialect)
+    values = {**compiled.params, "b_project": seeded.project_id,
+              "b_annotator": seeded.annotators[0]}
+    args = [values[name] for name in compiled.positiontup or ()]
+    with runtime.engine.connect() as conn:
+        conn.exec_driver_sql(f"PREPARE pick AS {compiled.string}")
+        conn.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        raw = conn.connection.dbapi_connection
+        literals = ", ".join(psycopg_sql.Literal(a).as_string(raw) for a in args)
+        plan = "\n".join(row[0] for row in conn.exec_driver_sql(
+            f"EXPLAIN EXECUTE pick({literals})"))
+        conn.rollback()
+    assert "ix_tasks_open" in plan, plan
+    assert "Sort" not in plan, plan
 
 
 def test_renew_extends_a_live_lease_and_refuses_an_expired_one(runtime: Any) -> None:
