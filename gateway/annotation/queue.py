@@ -141,7 +141,8 @@ SWEEP_SECONDS = 5
 # A literal, not a bound parameter: a prepared statement's generic plan can only use the
 # partial index (WHERE slots_left > 0) if the query says "> 0" in so many words.
 _ZERO: ColumnClause[Any] = literal_column("0")
-_RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]  # constants
+# The same for the constant states (no expanding IN parameter either).
+_RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]
 _SWEEPS = _SweepClock(timedelta(seconds=SWEEP_SECONDS))
 
 
