@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 ACTIONS: frozenset[str] = frozenset(
@@ -110,7 +110,8 @@ class Event:
 
     def canonical(self) -> bytes:
         """Deterministic bytes: sorted keys, no whitespace, ASCII only, nulls omitted."""
-        body = {k: v for k, v in asdict(self).items() if v is not None}
+        # vars(), not dataclasses.asdict: no deep copy (refs is a flat dict of strings).
+        body = {k: v for k, v in vars(self).items() if v is not None}
         return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
     @classmethod

@@ -107,7 +107,8 @@ def server(env: dict[str, str], log: Path) -> Any:
         proc = subprocess.Popen([sys.executable, "-m", "gateway", "serve"],  # noqa: S603
                                 cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        yield port, _wait_started(proc, log, port)
+        _wait_started(proc, log, port)
+        yield port, proc.pid
     finally:
         proc.terminate()
         proc.wait(60)
@@ -133,6 +134,31 @@ def _accounts(env: dict[str, str], names: list[tuple[str, str]]) -> dict[str, tu
     return out
 
 
+def _cpu_seconds(server_pid: int) -> dict[str, float]:
+    """CPU time used so far by the gateway's processes (the server and its workers), by
+    PostgreSQL's, and by the whole machine (every core, from /proc/stat)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs: dict[int, tuple[int, str, float]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            raw = (entry / "stat").read_text()
+        except OSError:
+            continue
+        name = raw[raw.index("(") + 1:raw.rindex(")")]
+        fields = raw[raw.rindex(")") + 2:].split()
+        procs[int(entry.name)] = (int(fields[1]), name,
+                                  (int(fields[11]) + int(fields[12])) / tick)
+    gateway, seen = 0.0, {server_pid}
+    for _ in range(3):  # the server, its workers, their pipeline processes
+        seen |= {pid for pid, (ppid, _, _) in procs.items() if ppid in seen}
+    gateway = sum(procs[pid][2] for pid in seen if pid in procs)
+    postgres = sum(cpu for _, name, cpu in procs.values() if name.startswith("postgres"))
+    machine = sum(int(v) for v in Path("/proc/stat").read_text().split("\n")[0].split()[1:4])
+    return {"gateway": gateway, "postgres": postgres, "machine": machine / tick}
+
+
 def _percentiles(values: list[float]) -> dict[str, float]:
     ordered = sorted(values)
 
@@ -152,7 +178,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                GATEWAY_LOG_FORMAT="json", GATEWAY_LOG_LEVEL="warning",
                GATEWAY_WEB_WORKERS=str(args.web_workers),
                GATEWAY_WEB_THREADS=str(args.web_threads))
-    with server(env, data_dir / "server.log") as (port, admin):
+    with server(env, data_dir / "server.log") as (port, server_pid):
         os.environ.update({k: v for k, v in env.items() if k.startswith("GATEWAY_")})
         names = [("owner", "uploader")] + [(f"annotator{i}", "annotator")
                                            for i in range(args.annotators)]
@@ -178,7 +204,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             if name.startswith("annotator"):
                 owner.call("POST", f"/v1/projects/{project['id']}/members",
                            {"principal_id": pid, "role": "annotator"})
+        cpu_before = _cpu_seconds(server_pid)
         results = _annotate(port, project["id"], accounts, args)
+        cpu_after = _cpu_seconds(server_pid)
+        results["cpu_ms_per_pair"] = {
+            k: round((cpu_after[k] - cpu_before[k]) * 1000 / max(1, results["pairs"]), 2)
+            for k in cpu_before}
         progress = owner.call("GET", f"/v1/projects/{project['id']}")[1]["progress"]
         t0 = time.perf_counter()
         agreement = owner.call("GET", f"/v1/projects/{project['id']}/agreement")[1]
@@ -223,7 +254,10 @@ def _annotate(port: int, project: str, accounts: dict[str, tuple[str, str]],
             "errors": errors[:10], "next_ms": _percentiles([r[1] for r in records]),
             "submit_ms": _percentiles([r[2] for r in records]),
             "next_plus_submit_ms": _percentiles(pairs),
-            "over_50ms_by_tenth_of_run": _by_tenth(starts, pairs, seconds)}
+            "over_50ms_by_tenth_of_run": _by_tenth(starts, pairs, seconds),
+            "slowest_pairs": [{"at_s": round(r[0], 2), "next_ms": round(r[1], 1),
+                               "submit_ms": round(r[2], 1)}
+                              for r in sorted(records, key=lambda r: -(r[1] + r[2]))[:20]]}
 
 
 def _annotator_group(port: int, project: str, annotators: list[tuple[int, str]],

@@ -49,7 +49,8 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
 
     runtime.sequencer = Sequencer(runtime.engine, runtime.audit,
                                   periodic=lambda: make_checkpoint(runtime),
-                                  period=settings.audit_checkpoint_seconds)
+                                  period=settings.audit_checkpoint_seconds,
+                                  lock_path=settings.data_dir / "audit-sequencer.lock")
 
     app = Flask(__name__, static_folder=None)
     # The multipart envelope adds a little to the file itself.

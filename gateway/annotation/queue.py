@@ -26,9 +26,9 @@ import threading
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple, TypeVar
+from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import bindparam, case, func, literal_column, select, update
+from sqlalchemy import Table, bindparam, case, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -141,6 +141,10 @@ SWEEP_SECONDS = 5
 # A literal, not a bound parameter: a prepared statement's generic plan can only use the
 # partial index (WHERE slots_left > 0) if the query says "> 0" in so many words.
 _ZERO: ColumnClause[Any] = literal_column("0")
+# The hot statements are written on the tables and loaded as ORM objects with
+# ``from_statement``: the ORM's bulk UPDATE/INSERT machinery costs more than the SQL.
+_TASKS = cast(Table, Task.__table__)
+_ASSIGNMENTS = cast(Table, Assignment.__table__)
 # The same for the constant states (no expanding IN parameter either).
 _RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]
 _SWEEPS = _SweepClock(timedelta(seconds=SWEEP_SECONDS))
@@ -182,8 +186,10 @@ def _take_statement(gold: bool | None, skip_locked: bool) -> Any:
         pick = pick.where(candidate.gold.is_(gold))
     pick = (pick.order_by(candidate.created_at, candidate.id).limit(1)
             .with_for_update(of=candidate, skip_locked=skip_locked))
-    return (update(Task).where(Task.id == pick.scalar_subquery(), Task.slots_left > 0)
-            .values(slots_left=Task.slots_left - 1).returning(Task))
+    tasks = _TASKS
+    take = (update(tasks).where(tasks.c.id == pick.scalar_subquery(), tasks.c.slots_left > 0)
+            .values(slots_left=tasks.c.slots_left - 1).returning(*tasks.c))
+    return select(Task).from_statement(take)
 
 
 def _new_lease(session: Session, project: Project, task: Task, annotator_id: str,
@@ -210,17 +216,19 @@ def _new_lease(session: Session, project: Project, task: Task, annotator_id: str
 def _lease_statement(dialect: str) -> Any:
     """The upsert, built once per dialect (PostgreSQL and SQLite spell ON CONFLICT alike)."""
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    return (insert(Assignment)
-            .values(id=bindparam("b_id"), task_id=bindparam("b_task"),
-                    project_id=bindparam("b_project"), annotator_id=bindparam("b_annotator"),
-                    state="leased", lease_expires_at=bindparam("b_expires"),
-                    created_at=bindparam("b_now"), updated_at=bindparam("b_now"))
-            .on_conflict_do_update(
-                index_elements=[Assignment.task_id, Assignment.annotator_id],
-                set_={"state": "leased", "lease_expires_at": bindparam("b_expires"),
-                      "updated_at": bindparam("b_now")},
-                where=Assignment.state.in_(RETURNABLE))
-            .returning(Assignment))
+    table = _ASSIGNMENTS
+    upsert = (insert(table)
+              .values(id=bindparam("b_id"), task_id=bindparam("b_task"),
+                      project_id=bindparam("b_project"), annotator_id=bindparam("b_annotator"),
+                      state="leased", lease_expires_at=bindparam("b_expires"),
+                      created_at=bindparam("b_now"), updated_at=bindparam("b_now"))
+              .on_conflict_do_update(
+                  index_elements=[table.c.task_id, table.c.annotator_id],
+                  set_={"state": "leased", "lease_expires_at": bindparam("b_expires"),
+                        "updated_at": bindparam("b_now")},
+                  where=table.c.state.in_(_RETURNABLE_SQL))
+              .returning(*table.c))
+    return select(Assignment).from_statement(upsert)
 
 
 def expire_leases(session: Session, project_id: str, *, now: datetime) -> int:
@@ -245,7 +253,7 @@ def renew(session: Session, assignment: Assignment, *, now: datetime) -> None:
     now = _utc(now)
     project = session.get(Project, assignment.project_id)
     assert project is not None
-    if not _move(session, assignment, "leased", now, Assignment.lease_expires_at >= now,
+    if not _move(session, assignment, "leased", now, live=True,
                  lease_expires_at=now + timedelta(seconds=project.lease_seconds)):
         raise _lease_refusal(session, assignment)
 
@@ -275,7 +283,7 @@ def submit(session: Session, assignment: Assignment, annotation_json: str, *,
     """Store a (validated) annotation; the slot stays taken. Refused once the lease has
     expired, even before the sweep: the task may already be promised to someone else."""
     now = _utc(now)
-    if not _move(session, assignment, "leased", now, Assignment.lease_expires_at >= now,
+    if not _move(session, assignment, "leased", now, live=True,
                  state="submitted", annotation=annotation_json, submitted_at=now):
         raise _lease_refusal(session, assignment)
 
@@ -310,16 +318,27 @@ def progress(session: Session, project_id: str) -> dict[str, int]:
 
 
 # --------------------------------------------------------------------------- helpers
-def _move(session: Session, assignment: Assignment, from_state: str, now: datetime,
-          *where: Any, **values: Any) -> bool:
-    """Conditional state change of one assignment; True if this call made it.
+def _move(session: Session, assignment: Assignment, from_state: str, now: datetime, *,
+          live: bool = False, **values: Any) -> bool:
+    """Conditional state change of one assignment (``live``: only while its lease has not
+    expired); True if this call made it. The in-session object is refreshed from the
+    RETURNING row."""
+    stmt = _move_statement(from_state, live, tuple(sorted(values)))
+    params = {"b_id": assignment.id, "b_now": now,
+              **{f"b_{key}": value for key, value in values.items()}}
+    return session.scalars(stmt, params, execution_options=_RETURNING).first() is not None
 
-    The in-session object is refreshed from the RETURNING row.
-    """
-    stmt = (update(Assignment)
-            .where(Assignment.id == assignment.id, Assignment.state == from_state, *where)
-            .values(updated_at=now, **values).returning(Assignment))
-    return session.scalars(stmt, execution_options=_RETURNING).first() is not None
+
+@functools.cache
+def _move_statement(from_state: str, live: bool, keys: tuple[str, ...]) -> Any:
+    """One UPDATE per kind of transition, built once, values as bound parameters."""
+    table = _ASSIGNMENTS
+    stmt = update(table).where(table.c.id == bindparam("b_id"), table.c.state == from_state)
+    if live:
+        stmt = stmt.where(table.c.lease_expires_at >= bindparam("b_now"))
+    stmt = stmt.values(updated_at=bindparam("b_now"),
+                       **{key: bindparam(f"b_{key}") for key in keys})
+    return select(Assignment).from_statement(stmt.returning(*table.c))
 
 
 def _lease_refusal(session: Session, assignment: Assignment) -> Conflict:

@@ -7,10 +7,10 @@ and the caller cannot tell which ids exist.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from flask import request
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from gateway.annotation.matrix import ANY, LEASE, MEMBER, OWNER, condition
 from gateway.api import context
@@ -28,12 +28,17 @@ def _condition() -> str | None:
     return condition(current_spec().method, rule, context.identity().role)
 
 
-def _caller_role() -> Any:
-    """The caller's role in the project of the row being selected (NULL if none), as a
-    column of the same query: one round trip resolves the object and the membership."""
-    return select(ProjectMember.role).where(
-        ProjectMember.project_id == Project.id,
-        ProjectMember.principal_id == context.identity().principal_id).scalar_subquery()
+# The caller's role in the project of the row being selected (NULL if none), as a column
+# of the same query: one round trip resolves the object and the membership. Both lookups
+# run on every annotation request, so they are built once, with bound parameters.
+_CALLER_ROLE = select(ProjectMember.role).where(
+    ProjectMember.project_id == Project.id,
+    ProjectMember.principal_id == bindparam("caller")).scalar_subquery()
+_PROJECT = select(Project, _CALLER_ROLE).where(Project.id == bindparam("project_id"))
+_ASSIGNMENT = (select(Assignment, Project, Task, _CALLER_ROLE)
+               .join(Project, Project.id == Assignment.project_id)
+               .join(Task, Task.id == Assignment.task_id)
+               .where(Assignment.id == bindparam("assignment_id")))
 
 
 def allowed(project: Project, caller_role: str | None, rule_condition: str | None) -> bool:
@@ -49,8 +54,8 @@ def allowed(project: Project, caller_role: str | None, rule_condition: str | Non
 
 def visible_project(project_id: str) -> Project:
     context.note(object_id=project_id)
-    row = context.session().execute(
-        select(Project, _caller_role()).where(Project.id == project_id)).first()
+    row = context.session().execute(_PROJECT, {
+        "project_id": project_id, "caller": context.identity().principal_id}).first()
     cond = _condition()
     if row is None or cond == LEASE or not allowed(row[0], row[1], cond):
         raise _refuse("project")
@@ -69,11 +74,8 @@ class Visible(NamedTuple):
 
 def visible_assignment(assignment_id: str) -> Visible:
     context.note(object_id=assignment_id)
-    row = context.session().execute(
-        select(Assignment, Project, Task, _caller_role())
-        .join(Project, Project.id == Assignment.project_id)
-        .join(Task, Task.id == Assignment.task_id)
-        .where(Assignment.id == assignment_id)).first()
+    row = context.session().execute(_ASSIGNMENT, {
+        "assignment_id": assignment_id, "caller": context.identity().principal_id}).first()
     if row is None:
         raise _refuse("assignment")
     assignment, project, task, caller_role = row

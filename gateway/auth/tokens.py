@@ -12,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from gateway.db.models import ApiToken, Principal, utcnow
@@ -53,21 +53,24 @@ def authenticate(session: Session, secret: str | None) -> Identity:
     if not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         raise AuthenticationRequired("the token is not valid", reason="token_invalid")
     digest = _digest(secret)
-    row = session.execute(
-        select(ApiToken, Principal)
-        .join(Principal, Principal.id == ApiToken.principal_id)
-        .where(ApiToken.secret_sha256 == digest)
-    ).first()
-    if row is None or not hmac.compare_digest(row.ApiToken.secret_sha256, digest):
+    row = session.execute(_LOOKUP, {"digest": digest}).first()
+    if row is None or not hmac.compare_digest(row.secret_sha256, digest):
         raise AuthenticationRequired("the token is not valid", reason="token_invalid")
-    token, principal = row.ApiToken, row.Principal
-    if token.revoked_at is not None:
+    if row.revoked_at is not None:
         raise AuthenticationRequired("the token has been revoked", reason="token_revoked")
-    if _aware(token.expires_at) <= utcnow():
+    if _aware(row.expires_at) <= utcnow():
         raise AuthenticationRequired("the token has expired", reason="token_expired")
-    if principal.disabled_at is not None:
+    if row.disabled_at is not None:
         raise AuthenticationRequired("the account is disabled", reason="principal_disabled")
-    return Identity(principal_id=principal.id, role=principal.role, token_id=token.id)
+    return Identity(principal_id=row.principal_id, role=row.role, token_id=row.token_id)
+
+
+# Every request runs this: built once, and only the columns it needs (no ORM objects).
+_LOOKUP = (select(ApiToken.id.label("token_id"), ApiToken.secret_sha256, ApiToken.revoked_at,
+                  ApiToken.expires_at, Principal.id.label("principal_id"), Principal.role,
+                  Principal.disabled_at)
+           .join(Principal, Principal.id == ApiToken.principal_id)
+           .where(ApiToken.secret_sha256 == bindparam("digest")))
 
 
 def revoke(session: Session, token_id: str) -> ApiToken:

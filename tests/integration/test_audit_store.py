@@ -4,6 +4,7 @@ concurrent writers, a Merkle frontier that matches the leaves, append-only table
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from sqlalchemy.exc import DBAPIError
 from audit import Event, leaf_hash
 from audit.merkle import node_hash
 from audit.store import AuditQuery, SqlAuditStore, audit_events, audit_log
-from gateway.auditing import sequence_now
+from gateway.auditing import Sequencer, sequence_now
 from gateway.config import load_settings
 from gateway.db import migrate
 from gateway.runtime import build_runtime
@@ -166,3 +167,33 @@ def test_truncate_is_refused_on_postgresql(rt: Any) -> None:
         pytest.skip("SQLite has no TRUNCATE")
     with pytest.raises(DBAPIError, match="append-only"), rt.engine.begin() as conn:
         conn.execute(text("TRUNCATE audit_log, audit_events, audit_pending"))
+
+
+def test_one_sequencer_per_host_leads_and_another_takes_over(rt: Any, tmp_path: Any) -> None:
+    """Web workers each start a sequencer; the lock file lets exactly one work, and when
+    it stops (its process exits) another takes over and sequences what came since."""
+    store = SqlAuditStore()
+    lock = tmp_path / "audit-sequencer.lock"
+    first = Sequencer(rt.engine, store, interval=0.02, lock_path=lock)
+    second = Sequencer(rt.engine, store, interval=0.02, lock_path=lock)
+    try:
+        deadline = time.monotonic() + 10
+        while not (first.leading or second.leading) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        time.sleep(0.1)
+        assert [first.leading, second.leading].count(True) == 1
+        leader, other = (first, second) if first.leading else (second, first)
+        leader.stop()
+        with rt.engine.begin() as conn:
+            store.append(conn, Event("uploader:dataset:created"))
+        while time.monotonic() < deadline:
+            with rt.engine.connect() as conn:
+                if store.size(conn) == 1:
+                    break
+            time.sleep(0.02)
+        assert other.leading
+        with rt.engine.connect() as conn:
+            assert store.size(conn) == 1  # sequenced by the new leader
+    finally:
+        first.stop()
+        second.stop()
