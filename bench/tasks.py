@@ -1,19 +1,26 @@
 """Task queue benchmark: N annotators pulling and submitting over HTTP on PostgreSQL.
 
-`python -m gateway serve` (gunicorn) runs on the local PostgreSQL in a schema of its own.
-The bench uploads --items small PNGs (through the real pipeline), creates a project with
---overlap, adds --annotators annotator accounts, then runs one thread per annotator, each
-looping ``POST /v1/projects/{id}/tasks/next`` + ``POST /v1/assignments/{id}/submit`` on its
-own keep-alive connection until the queue says 204, optionally with a think time between
-a lease and its submission (a human looks at the picture).
+`python -m gateway serve` (gunicorn, --web-workers x --web-threads) runs on the local
+PostgreSQL in a schema of its own. The bench uploads --items small PNGs (through the real
+pipeline), creates a project with --overlap, adds --annotators annotator accounts, then
+runs one thread per annotator (spread over --client-processes, so the client's own
+interpreter lock does not add to what it measures), each looping
+``POST /v1/projects/{id}/tasks/next`` + ``POST /v1/assignments/{id}/submit`` on its own
+keep-alive connection until the queue says 204. Between a lease and its submission an
+annotator thinks for --think-ms on average (a person looking at the picture: 2 s by
+default, faster than anyone draws a box); annotators log in at random moments over the
+first think time (--ramp-ms). --think-ms 0 makes every annotator a closed loop: that
+measures the machine's saturation throughput, not an annotator's wait.
 
 Reports next, submit and next+submit latency (p50, p95, p99, max, over every pair), the
-pairs per second, and checks the outcome in the database: no task leased beyond its
-overlap, no annotator twice on one task, every task done exactly ``overlap`` times, and
-the agreement report computed. Latency is measured against the machine it runs on: the
-figure to compare is printed, never asserted.
+slowest pairs and when they began, the pairs per second, the CPU time per pair of the
+gateway's processes, PostgreSQL's and the whole machine's, and checks the outcome in the
+database: no task leased beyond its overlap, no annotator twice on one task, every task
+done exactly ``overlap`` times, and the agreement report computed. Latency is measured
+against the machine it runs on: the figure to compare is printed, never asserted.
 
     .venv/bin/python bench/tasks.py --annotators 50 --items 2000 --overlap 2
+    .venv/bin/python bench/tasks.py --annotators 50 --items 2000 --overlap 2 --think-ms 0
 """
 
 from __future__ import annotations
@@ -340,15 +347,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--annotators", type=int, default=50)
     ap.add_argument("--items", type=int, default=2000)
     ap.add_argument("--overlap", type=int, default=2)
-    ap.add_argument("--think-ms", type=float, default=0.0,
-                    help="mean pause between a lease and its submission (0: none)")
+    ap.add_argument("--think-ms", type=float, default=2000.0,
+                    help="mean pause between a lease and its submission, uniform over "
+                         "0.5x-1.5x (a person looking at the picture; 0: none, every "
+                         "annotator a closed loop, which measures saturation instead)")
     ap.add_argument("--ramp-ms", type=float, default=None,
                     help="annotators join at random moments over this span (default: the "
                          "think time; 0: all at the same instant)")
     ap.add_argument("--client-processes", type=int, default=5,
                     help="processes the annotator threads are spread over")
-    ap.add_argument("--web-workers", type=int, default=2)
-    ap.add_argument("--web-threads", type=int, default=8)
+    ap.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
+                    help="gunicorn processes (default: two per core)")
+    ap.add_argument("--web-threads", type=int, default=4)
     ap.add_argument("--database-url", default=PG)
     ap.add_argument("--json", type=Path)
     args = ap.parse_args(argv)

@@ -28,7 +28,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar, cast
 
-from sqlalchemy import Table, bindparam, case, func, literal_column, select, update
+from sqlalchemy import Table, bindparam, case, func, literal_column, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, aliased
@@ -74,6 +74,11 @@ def add_tasks(session: Session, project: Project, items: list[tuple[str, int, in
                          height=sizes[item_id][1], slots_left=project.overlap, gold=False)
                     for item_id in fresh)
     session.flush()
+    if fresh and session.get_bind().dialect.name == "postgresql":
+        # Fresh statistics now, not when autovacuum gets round to it: with the table's old
+        # ones (a few open tasks) the planner would fetch and sort every open task for
+        # each pick instead of walking the queue's index to the first free one.
+        session.execute(text("ANALYZE tasks"))
     return len(fresh)
 
 

@@ -219,7 +219,9 @@ class Assignment(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_id)
     task_id: Mapped[str] = mapped_column(ForeignKey("tasks.id"), index=True)
     project_id: Mapped[str] = mapped_column(ForeignKey("projects.id"), index=True)
-    annotator_id: Mapped[str] = mapped_column(ForeignKey("principals.id"), index=True)
+    # No index of its own: the pick's "has this annotator a row for this task" probe must
+    # use the unique (task, annotator) one, never scan all of an annotator's rows.
+    annotator_id: Mapped[str] = mapped_column(ForeignKey("principals.id"))
     state: Mapped[str] = mapped_column(String(16), index=True)
     lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     annotation: Mapped[str | None] = mapped_column(Text)  # validated submission (JSON)

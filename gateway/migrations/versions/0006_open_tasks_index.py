@@ -1,4 +1,4 @@
-"""the queue's index covers open tasks only
+"""the queue's index covers open tasks only; no index on assignments.annotator_id
 
 Revision ID: 0006
 Revises: 0005
@@ -21,8 +21,11 @@ def upgrade() -> None:
     op.drop_index('ix_tasks_queue', table_name='tasks')
     op.create_index('ix_tasks_open', 'tasks', ['project_id', 'created_at', 'id'], unique=False,
                     postgresql_where=_OPEN, sqlite_where=_OPEN)
+    op.drop_index('ix_assignments_annotator_id', table_name='assignments')
 
 
 def downgrade() -> None:
+    op.create_index('ix_assignments_annotator_id', 'assignments', ['annotator_id'],
+                    unique=False)
     op.drop_index('ix_tasks_open', table_name='tasks')
     op.create_index('ix_tasks_queue', 'tasks', ['project_id', 'created_at', 'id'], unique=False)
