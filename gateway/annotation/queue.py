@@ -143,16 +143,16 @@ class _SweepClock:
 
 
 SWEEP_SECONDS = 5
+_SWEEPS = _SweepClock(timedelta(seconds=SWEEP_SECONDS))
 # A literal, not a bound parameter: a prepared statement's generic plan can only use the
-# partial index (WHERE slots_left > 0) if the query says "> 0" in so many words.
+# partial index (WHERE slots_left > 0) if the query says "> 0" in so many words. The
+# same for the constant states (no expanding IN parameter either).
 _ZERO: ColumnClause[Any] = literal_column("0")
+_RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]
 # The hot statements are written on the tables and loaded as ORM objects with
 # ``from_statement``: the ORM's bulk UPDATE/INSERT machinery costs more than the SQL.
 _TASKS = cast(Table, Task.__table__)
 _ASSIGNMENTS = cast(Table, Assignment.__table__)
-# The same for the constant states (no expanding IN parameter either).
-_RETURNABLE_SQL: list[ColumnClause[Any]] = [literal_column(f"'{state}'") for state in RETURNABLE]
-_SWEEPS = _SweepClock(timedelta(seconds=SWEEP_SECONDS))
 
 
 def _take_slot(session: Session, project_id: str, annotator_id: str, *, gold: bool | None,
@@ -165,8 +165,9 @@ def _take_slot(session: Session, project_id: str, annotator_id: str, *, gold: bo
     Fail closed: a task whose item is no longer ready (erased, withdrawn) is never offered.
     The pick walks the partial index of open tasks (``ix_tasks_open``) in queue order; the
     annotator's own row and the item's status are per-row subplans (index probes), never
-    joins the planner could turn into a scan of every assignment: the plan does not hinge
-    on table statistics, which a freshly filled project does not have.
+    joins the planner could turn into a scan of every assignment; ``add_tasks`` refreshes
+    the statistics, so the planner knows the queue is long and walks it in index order
+    (with stale ones it fetched and sorted every open task for each pick).
     """
     stmt = _take_statement(gold, skip_locked)
     return session.scalars(stmt, {"b_project": project_id, "b_annotator": annotator_id},
@@ -191,9 +192,9 @@ def _take_statement(gold: bool | None, skip_locked: bool) -> Any:
         pick = pick.where(candidate.gold.is_(gold))
     pick = (pick.order_by(candidate.created_at, candidate.id).limit(1)
             .with_for_update(of=candidate, skip_locked=skip_locked))
-    tasks = _TASKS
-    take = (update(tasks).where(tasks.c.id == pick.scalar_subquery(), tasks.c.slots_left > 0)
-            .values(slots_left=tasks.c.slots_left - 1).returning(*tasks.c))
+    take = (update(_TASKS)
+            .where(_TASKS.c.id == pick.scalar_subquery(), _TASKS.c.slots_left > 0)
+            .values(slots_left=_TASKS.c.slots_left - 1).returning(*_TASKS.c))
     return select(Task).from_statement(take)
 
 
