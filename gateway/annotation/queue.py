@@ -43,6 +43,7 @@ STATES = ("leased", "submitted", "accepted", "rejected", "released", "expired", 
 # the WHERE clause in Python (it would compare SQLite's naive datetimes with aware ones).
 _RETURNING: dict[str, Any] = {"synchronize_session": False, "populate_existing": True}
 _CHUNK = 500  # ids per IN (...) list: well below SQLite's bound-parameter limit
+_ANALYZE_AFTER = 100  # tasks added at once (autovacuum's own threshold is 50 + 10%)
 
 T = TypeVar("T")
 
@@ -74,10 +75,11 @@ def add_tasks(session: Session, project: Project, items: list[tuple[str, int, in
                          height=sizes[item_id][1], slots_left=project.overlap, gold=False)
                     for item_id in fresh)
     session.flush()
-    if fresh and session.get_bind().dialect.name == "postgresql":
+    if len(fresh) >= _ANALYZE_AFTER and session.get_bind().dialect.name == "postgresql":
         # Fresh statistics now, not when autovacuum gets round to it: with the table's old
         # ones (a few open tasks) the planner would fetch and sort every open task for
-        # each pick instead of walking the queue's index to the first free one.
+        # each pick instead of walking the queue's index to the first free one. A small
+        # batch cannot make them that wrong, and is not worth sampling the table for.
         session.execute(text("ANALYZE tasks"))
     return len(fresh)
 
